@@ -1,0 +1,74 @@
+/**
+ * The one interface every session store implements. Stores see only hashed keys and opaque
+ * serialized payloads: the raw session ID never reaches them, and no object is shared between a
+ * live session and its stored copy.
+ *
+ * Run `runStoreContract()` from `tessera/testing` against a new store to prove it keeps this contract.
+ *
+ * @module
+ */
+
+/** One stored session, as the store sees it. */
+export interface StoreRecord {
+  /** The serialized session (JSON text written by the manager). Opaque to the store: keep it byte for byte. */
+  readonly data: string
+  /** Epoch milliseconds at which the record expires. A record with `expiresAt <= now` is never returned. */
+  readonly expiresAt: number
+  /** Starts at 1 on create and goes up by one on every data write; touches leave it alone. */
+  readonly version: number
+  /** The user this session is bound to, for the per-user index; undefined for anonymous sessions. */
+  readonly userId?: string | undefined
+}
+
+/** A record together with its key, as returned by {@link Store.listByUser}. */
+export interface KeyedStoreRecord {
+  readonly key: string
+  readonly record: StoreRecord
+}
+
+/**
+ * A session store. Keys are SHA-256 hashes of session IDs (64 lowercase hex characters), computed by the
+ * manager. `now` is the manager's clock in epoch milliseconds: expiry is decided by that clock, and a
+ * store's native TTL is only a backstop.
+ *
+ * Every method rejects with a `StoreError` (cause: the driver's error) when the backend fails; a miss is
+ * never an error.
+ */
+export interface Store {
+  /** The live record under `key`, or undefined when it is missing or expired at `now`. */
+  get(key: string, now: number): Promise<StoreRecord | undefined>
+
+  /**
+   * Inserts a new record (its `version` is 1). Resolves false, writing nothing, when a live record already
+   * holds `key`; an expired one may be replaced.
+   */
+  create(key: string, record: StoreRecord, now: number): Promise<boolean>
+
+  /**
+   * Compare-and-set: replaces the live record under `key` with `record` only if the live record's version is
+   * `expectedVersion` (and `record.version` is `expectedVersion + 1`). Resolves false, writing nothing, when
+   * the record is missing, expired or at another version: a destroyed session is never resurrected.
+   */
+  update(key: string, record: StoreRecord, expectedVersion: number, now: number): Promise<boolean>
+
+  /**
+   * Moves the live record's expiry to `expiresAt` without touching its data or version. Never moves expiry
+   * backwards and never revives a missing or expired record. Resolves whether a live record was found.
+   */
+  touch(key: string, expiresAt: number, now: number): Promise<boolean>
+
+  /** Deletes the record under `key`. Idempotent. */
+  destroy(key: string): Promise<void>
+
+  /** The live records bound to `userId`. Expired records never appear. */
+  listByUser(userId: string, now: number): Promise<KeyedStoreRecord[]>
+
+  /** Deletes every record bound to `userId` except `exceptKey`, and resolves how many were deleted. */
+  destroyByUser(userId: string, options?: { exceptKey?: string | undefined }): Promise<number>
+
+  /** Deletes records expired at `now` and resolves how many were deleted. Safe to call at any time. */
+  cleanup(now: number): Promise<number>
+
+  /** Stops timers and closes what the store itself opened (never a client the user passed in). Idempotent. */
+  close(): Promise<void>
+}
