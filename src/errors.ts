@@ -18,6 +18,8 @@ export type SessionErrorCode =
 /** Base class of every tessera error. */
 export class SessionError extends Error {
   readonly code: SessionErrorCode = 'ERR_SESSION_CONFIG'
+  /** The HTTP status a framework's default error handler should answer with (Express, Koa and Fastify read it). */
+  readonly status: number = 500
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)
@@ -37,6 +39,7 @@ export class SessionConfigError extends SessionError {
  */
 export class StoreError extends SessionError {
   override readonly code = 'ERR_SESSION_STORE' as const
+  override readonly status = 503
 }
 
 /** The session was used after its response was committed (headers already sent, or committed twice). */
@@ -60,6 +63,7 @@ export class SessionDataError extends SessionError {
  */
 export class SessionConflictError extends SessionError {
   override readonly code = 'ERR_SESSION_CONFLICT' as const
+  override readonly status = 409
 }
 
 /**
@@ -68,6 +72,7 @@ export class SessionConflictError extends SessionError {
  */
 export class SessionDestroyedError extends SessionError {
   override readonly code = 'ERR_SESSION_DESTROYED' as const
+  override readonly status = 409
 }
 
 /** Union of every concrete error class, so `switch (err.code)` narrows. */

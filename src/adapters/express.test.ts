@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { after, describe, it } from 'node:test'
+import express5 from 'express'
+import express4 from 'express4'
+import { SECRET_A } from '../../test/support.js'
+import { StoreError } from '../errors.js'
+import { createSessionManager } from '../manager.js'
+import type { Store } from '../store.js'
+import { MemoryStore } from '../stores/memory.js'
+import { session } from './express.js'
+
+const servers: Server[] = []
+after(() => {
+  for (const server of servers) server.close()
+})
+
+type App = ReturnType<typeof express5>
+
+async function listen(app: App): Promise<string> {
+  const server = app.listen(0, '127.0.0.1')
+  servers.push(server)
+  await new Promise((resolve) => server.once('listening', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+const cookieOf = (response: Response) => response.headers.getSetCookie()[0]?.split(';')[0]
+
+for (const [version, express] of [
+  ['Express 5', express5],
+  ['Express 4', express4 as unknown as typeof express5],
+] as const) {
+  describe(`${version} middleware`, () => {
+    function app(store: Store = new MemoryStore({ cleanupIntervalMs: 0 })) {
+      const sessions = createSessionManager({ store, secrets: [SECRET_A], cookie: { secure: 'auto' } })
+      const application = express()
+      application.use(session(sessions))
+      application.get('/count', (req, res) => {
+        const visits = Number(req.session.get('visits') ?? 0) + 1
+        req.session.set('visits', visits)
+        res.json({ visits })
+      })
+      application.post('/login', async (req, res) => {
+        await req.session.regenerate()
+        req.session.set('userId', 'alice')
+        res.redirect(303, '/count')
+      })
+      application.post('/logout', async (req, res) => {
+        await req.session.destroy()
+        res.redirect(303, '/')
+      })
+      const errors: unknown[] = []
+      application.use(
+        (
+          error: unknown,
+          _req: unknown,
+          res: { status(n: number): { send(b: string): void } },
+          _next: unknown,
+        ) => {
+          errors.push(error)
+          res.status((error as { status?: number }).status ?? 500).send('handled by the app')
+        },
+      )
+      return { application, errors }
+    }
+
+    it('puts req.session on every request and saves it before the response', async () => {
+      const url = await listen(app().application)
+      const first = await fetch(`${url}/count`)
+      assert.deepEqual(await first.json(), { visits: 1 })
+      const second = await fetch(`${url}/count`, { headers: { cookie: cookieOf(first)! } })
+      assert.deepEqual(await second.json(), { visits: 2 })
+    })
+
+    it('regenerates on login and clears the cookie on logout in the same response', async () => {
+      const url = await listen(app().application)
+      const anonymous = cookieOf(await fetch(`${url}/count`))!
+      const login = await fetch(`${url}/login`, {
+        method: 'POST',
+        headers: { cookie: anonymous },
+        redirect: 'manual',
+      })
+      const loggedIn = cookieOf(login)!
+      assert.notEqual(loggedIn, anonymous)
+      const logout = await fetch(`${url}/logout`, {
+        method: 'POST',
+        headers: { cookie: loggedIn },
+        redirect: 'manual',
+      })
+      assert.match(logout.headers.getSetCookie()[0]!, /^sid=; Max-Age=0;/)
+    })
+
+    it("passes a store failure to the app's error handler as a StoreError with status 503", async () => {
+      const down: Store = new Proxy(new MemoryStore({ cleanupIntervalMs: 0 }), {
+        get: (target, property) =>
+          property === 'create'
+            ? async () => {
+                throw new Error('ECONNREFUSED')
+              }
+            : Reflect.get(target, property).bind(target),
+      })
+      const { application, errors } = app(down)
+      const url = await listen(application)
+      const response = await fetch(`${url}/count`)
+      assert.equal(response.status, 503)
+      assert.equal(await response.text(), 'handled by the app')
+      assert.equal(response.headers.getSetCookie().length, 0)
+      assert.ok(errors[0] instanceof StoreError)
+    })
+  })
+}

@@ -1,0 +1,57 @@
+/**
+ * Express adapter (Express 5 and 4): a middleware that puts a typed `req.session` on every request and saves
+ * it before the response goes out. Store errors go to `next(err)`, so the app's own error handler answers
+ * (503 by default, from the error's `status`).
+ *
+ * @example
+ * import express from 'express'
+ * import { session } from 'tessera/express'
+ *
+ * const app = express()
+ * app.use(session(sessions))
+ * app.get('/', (req, res) => {
+ *   req.session.set('visits', (req.session.get('visits') ?? 0) + 1)
+ *   res.send(`visit ${req.session.get('visits')}`)
+ * })
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { RegisteredData } from '../index.js'
+import type { SessionManager } from '../manager.js'
+import type { Session } from '../session.js'
+import { holdUntilCommitted, loadSession } from './node.js'
+
+declare global {
+  namespace Express {
+    interface Request {
+      /** The session of this request, typed by the data you declared in tessera's `Register` interface. */
+      session: Session<RegisteredData>
+    }
+  }
+}
+
+/** The shape of an Express middleware, without depending on Express's types at run time. */
+export type SessionMiddleware = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  next: (error?: unknown) => void,
+) => void
+
+/**
+ * The session middleware. Mount it before the routes that use `req.session`.
+ *
+ * Declare the data type once so `req.session` is typed everywhere:
+ * ```ts
+ * declare module 'tessera' { interface Register { data: { userId?: string } } }
+ * ```
+ */
+export function session<Data extends object>(manager: SessionManager<Data>): SessionMiddleware {
+  return (req, res, next) => {
+    loadSession(manager, req).then((loaded) => {
+      ;(req as IncomingMessage & { session: Session<Data> }).session = loaded
+      holdUntilCommitted(res, async () => (await manager.commit(loaded)).setCookie, next)
+      next()
+    }, next)
+  }
+}

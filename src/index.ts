@@ -1,0 +1,51 @@
+/**
+ * tessera: HTTP sessions for Node.js. Signed cookies carrying a 256-bit random ID, stores keyed by the ID's
+ * SHA-256, idle and absolute expiry, lazy writes and conflict-safe saves.
+ *
+ * Stores and adapters live behind their own subpaths: `tessera/memory`, `tessera/sqlite`, `tessera/node`,
+ * `tessera/express`, and the store contract suite in `tessera/testing`.
+ *
+ * @module
+ */
+export {
+  type AnySessionError,
+  isSessionError,
+  SessionCommittedError,
+  SessionConfigError,
+  SessionConflictError,
+  SessionDataError,
+  SessionDestroyedError,
+  SessionError,
+  type SessionErrorCode,
+  SessionTooLargeError,
+  StoreError,
+} from './errors.js'
+export { generateSessionId } from './id.js'
+export {
+  type CommitResult,
+  createSessionManager,
+  type SessionCookieOptions,
+  SessionManager,
+  type SessionManagerOptions,
+  type SessionRequest,
+  type SessionWarning,
+} from './manager.js'
+export { Session } from './session.js'
+export type { Secret } from './signer.js'
+export type { KeyedStoreRecord, Store, StoreRecord } from './store.js'
+
+/**
+ * Declare your session data once for the framework adapters (`req.session` in Express):
+ *
+ * @example
+ * declare module 'tessera' {
+ *   interface Register { data: { userId?: string } }
+ * }
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled in by the application through declaration merging
+export interface Register {}
+
+/** The session data type the application registered, or a plain record when it registered none. */
+export type RegisteredData = Register extends { data: infer Data extends object }
+  ? Data
+  : Record<string, unknown>

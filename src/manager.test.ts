@@ -1,0 +1,661 @@
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { describe, it } from 'node:test'
+import { attribute, fakeClock, request, SECRET_A, SECRET_B, spyStore, T0 } from '../test/support.js'
+import {
+  SessionConfigError,
+  SessionConflictError,
+  SessionDataError,
+  SessionDestroyedError,
+  SessionTooLargeError,
+  StoreError,
+} from './errors.js'
+import { sha256Hex } from './internal/crypto.js'
+import { createSessionManager, type SessionManagerOptions, type SessionWarning } from './manager.js'
+import type { Store, StoreRecord } from './store.js'
+import { MemoryStore } from './stores/memory.js'
+
+type Data = { userId?: string; cart?: string[]; visits?: number; a?: number; b?: number; blob?: string }
+
+function setup(options: Partial<SessionManagerOptions> = {}) {
+  const clock = fakeClock()
+  const memory = new MemoryStore({ cleanupIntervalMs: 0 })
+  const spy = spyStore(memory)
+  const warnings: SessionWarning[] = []
+  const manager = createSessionManager<Data>({
+    store: spy.store,
+    secrets: [SECRET_A],
+    clock: clock.now,
+    onWarning: (warning) => warnings.push(warning),
+    ...options,
+  })
+  return { manager, memory, spy, clock, warnings }
+}
+
+const idOf = (cookie: string) => decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)).split('.')[0]!
+
+describe('session IDs', () => {
+  it('issues 43-character base64url IDs from 32 random bytes, all distinct over 10,000', async () => {
+    const { manager } = setup()
+    const ids = new Set<string>()
+    for (let i = 0; i < 10_000; i++) {
+      const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+      const id = idOf(cookie!)
+      assert.match(id, /^[A-Za-z0-9_-]{43}$/)
+      ids.add(id)
+    }
+    assert.equal(ids.size, 10_000)
+  })
+
+  it('keys the store by the SHA-256 of the ID and never stores the ID itself', async () => {
+    const { manager, spy } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const id = idOf(cookie!)
+    const created = spy.calls.find((call) => call.method === 'create')
+    assert.equal(created?.key, sha256Hex(id))
+    for (const call of spy.calls) assert.ok(!String(call.key).includes(id))
+  })
+
+  it('treats the stored key presented as a cookie as unknown: a leaked store yields no usable cookie', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const forged = `${manager.cookieName}=${sha256Hex(idOf(cookie!))}`
+    const { session } = await request(manager, forged)
+    assert.equal(session.isNew, true)
+    assert.equal(session.get('userId'), undefined)
+  })
+
+  it('accepts a custom generator of at least 128 bits and uses it', async () => {
+    const { manager } = setup({ generateId: () => randomBytes(16).toString('hex') })
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    assert.match(idOf(cookie!), /^[0-9a-f]{32}$/)
+  })
+
+  for (const [label, generate] of [
+    ['8 random bytes', () => randomBytes(8).toString('hex')],
+    ['a UUID', () => crypto.randomUUID()],
+    ['a constant', () => 'x'.repeat(43)],
+    [
+      'a counter',
+      (() => {
+        let n = 0
+        return () => String(n++).padStart(30, '0')
+      })(),
+    ],
+    ['characters outside base64url', () => randomBytes(32).toString('base64')],
+  ] as const) {
+    it(`rejects a generator producing ${label} at construction`, () => {
+      assert.throws(() => setup({ generateId: generate }), SessionConfigError)
+    })
+  }
+})
+
+describe('signed cookies', () => {
+  it('rejects a secret under 32 bytes, a typed phrase, and an empty list at construction', () => {
+    assert.throws(() => setup({ secrets: ['keyboard cat'] }), SessionConfigError)
+    assert.throws(() => setup({ secrets: ['a'.repeat(64)] }), SessionConfigError)
+    assert.throws(() => setup({ secrets: [] }), SessionConfigError)
+    assert.doesNotThrow(() => setup({ secrets: [randomBytes(32)] }))
+  })
+
+  it('accepts a cookie signed with a rotated-out secret still listed, and re-issues it under the newest secret', async () => {
+    const first = setup({ secrets: [SECRET_A] })
+    const { cookie } = await request(first.manager, undefined, (s) => s.set('userId', 'alice'))
+    const rotated = createSessionManager<Data>({
+      store: first.spy.store,
+      secrets: [SECRET_B, SECRET_A],
+      clock: first.clock.now,
+    })
+    const { session, result } = await request(rotated, cookie)
+    assert.equal(session.get('userId'), 'alice')
+    assert.equal(result.setCookie.length, 1)
+    assert.equal(idOf(result.setCookie[0]!.split(';')[0]!), idOf(cookie!))
+    const newestOnly = createSessionManager<Data>({
+      store: first.spy.store,
+      secrets: [SECRET_B],
+      clock: first.clock.now,
+    })
+    const reissued = result.setCookie[0]!.split(';')[0]!
+    assert.equal((await request(newestOnly, reissued)).session.get('userId'), 'alice')
+    assert.equal(
+      (await request(newestOnly, cookie)).session.isNew,
+      true,
+      'a secret dropped from the list no longer verifies',
+    )
+  })
+
+  it('does not re-issue a cookie signed with the newest secret on a read', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const { result } = await request(manager, cookie, (s) => s.get('userId'))
+    assert.deepEqual(result.setCookie, [])
+  })
+
+  it('rejects every altered form of a valid cookie without a store lookup', async () => {
+    const { manager, spy } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const value = cookie!.slice(cookie!.indexOf('=') + 1)
+    const [id, signature] = value.split('.') as [string, string]
+    const other = createSessionManager({ store: spy.store, secrets: [SECRET_A], cookie: { name: 'flash' } })
+    const signedForFlash = (await request(other, undefined, (s) => s.set('x', 1))).cookie!.split('=')[1]!
+    const variants = [
+      `${value}!`,
+      `${value}=`,
+      `${value}.${signature}`,
+      id,
+      `${id}.`,
+      `${id}.${signature.slice(1)}`,
+      `${id}.${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`,
+      `${id}x.${signature}`,
+      `"${value}"`,
+      signedForFlash,
+      '',
+    ]
+    spy.reset()
+    for (const variant of variants) {
+      const { session } = await request(manager, `${manager.cookieName}=${variant}`)
+      assert.equal(session.isNew, true, `variant ${JSON.stringify(variant)} must not load the session`)
+    }
+    assert.equal(spy.count('get'), 0, 'a cookie that fails its signature costs no store call')
+  })
+
+  it('uses the valid one of several same-named cookies, and fails closed when two distinct live sessions are presented', async () => {
+    const { manager } = setup()
+    const a = (await request(manager, undefined, (s) => s.set('userId', 'alice'))).cookie!
+    const b = (await request(manager, undefined, (s) => s.set('userId', 'mallory'))).cookie!
+    const name = manager.cookieName
+    assert.equal((await request(manager, `${name}=garbage; ${a}`)).session.get('userId'), 'alice')
+    assert.equal(
+      (await request(manager, [`${name}=garbage`, a] as unknown as string)).session.get('userId'),
+      'alice',
+    )
+    assert.equal((await request(manager, `${a}; ${b}`)).session.isNew, true)
+  })
+})
+
+describe('strict loading', () => {
+  it('gives a fresh session for a missing or malformed cookie without a store call', async () => {
+    const { manager, spy } = setup()
+    for (const header of [
+      undefined,
+      '',
+      ';;;;',
+      'sid=1',
+      `${manager.cookieName}=`,
+      `${manager.cookieName}=../../etc/passwd`,
+      `${manager.cookieName}=${'x'.repeat(10_000)}`,
+    ]) {
+      const { session, result } = await request(manager, header)
+      assert.equal(session.isNew, true)
+      assert.deepEqual(result.setCookie, [])
+    }
+    assert.equal(spy.count(), 0)
+  })
+
+  it('never adopts a validly signed ID it did not issue: the new session gets its own ID', async () => {
+    const issuer = setup()
+    // Sign an ID with the right secret but never store it: what an attacker with a leaked secret could forge.
+    const foreign = createSessionManager<Data>({
+      store: new MemoryStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    const forged = (await request(foreign, undefined, (s) => s.set('visits', 1))).cookie!
+    const { session, cookie } = await request(issuer.manager, forged, (s) => s.set('visits', 2))
+    assert.equal(session.isNew, true)
+    assert.notEqual(idOf(cookie!), idOf(forged))
+    assert.equal(await issuer.memory.get(sha256Hex(idOf(forged)), T0), undefined)
+  })
+
+  it('gives a fresh session after expiry, even when the store still returns the expired record', async () => {
+    const clock = fakeClock()
+    const records = new Map<string, StoreRecord>()
+    const lenient: Store = {
+      get: async (key) => records.get(key), // ignores expiry on purpose
+      create: async (key, record) => {
+        records.set(key, record)
+        return true
+      },
+      update: async () => false,
+      touch: async () => false,
+      destroy: async (key) => void records.delete(key),
+      listByUser: async () => [],
+      destroyByUser: async () => 0,
+      cleanup: async () => 0,
+      close: async () => undefined,
+    }
+    const manager = createSessionManager<Data>({ store: lenient, secrets: [SECRET_A], clock: clock.now })
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    clock.advance(manager.idleTimeout)
+    const { session } = await request(manager, cookie)
+    assert.equal(session.isNew, true)
+    assert.equal(records.size, 0, 'the expired record is deleted when seen')
+  })
+})
+
+describe('lazy writes', () => {
+  it('costs an untouched anonymous visitor no store write and no Set-Cookie', async () => {
+    const { manager, spy } = setup()
+    for (let i = 0; i < 100; i++) {
+      const { result } = await request(
+        manager,
+        i % 2 ? undefined : `${manager.cookieName}=${randomBytes(40).toString('base64url')}`,
+        (s) => s.get('userId'),
+      )
+      assert.deepEqual(result.setCookie, [])
+    }
+    assert.equal(spy.count(), 0)
+  })
+
+  it('writes a loaded session back only when its data changed', async () => {
+    const { manager, spy } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('cart', ['apple']))
+    spy.reset()
+    await request(manager, cookie, (s) => s.get('cart'))
+    await request(manager, cookie, (s) => s.set('cart', ['apple']))
+    assert.equal(spy.count('update'), 0)
+    await request(manager, cookie, (s) => s.set('cart', ['apple', 'pear']))
+    assert.equal(spy.count('update'), 1)
+  })
+
+  it('saves an in-place change to an object read with get(), and never shares it with the stored copy', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('cart', ['apple']))
+    await request(manager, cookie, (s) => s.get('cart')!.push('pear'))
+    const held: string[][] = []
+    await request(manager, cookie, (s) => held.push(s.get('cart')!))
+    held[0]!.push('mutated after commit')
+    assert.deepEqual((await request(manager, cookie)).session.get('cart'), ['apple', 'pear'])
+  })
+
+  it('stores and sends a cookie for an empty new session only with saveUninitialized', async () => {
+    const { manager, spy } = setup({ saveUninitialized: true })
+    const { result } = await request(manager, undefined)
+    assert.equal(result.setCookie.length, 1)
+    assert.equal(spy.count('create'), 1)
+  })
+})
+
+describe('expiry', () => {
+  it('ends a session after the idle timeout, measured on the server', async () => {
+    const { manager, clock } = setup({ idleTimeout: 30 * 60_000 })
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    clock.advance(30 * 60_000 - 1)
+    assert.equal((await request(manager, cookie)).session.get('userId'), 'alice')
+    clock.advance(30 * 60_000 + 1)
+    assert.equal((await request(manager, cookie)).session.isNew, true)
+  })
+
+  it('refreshes the idle deadline on reads, at most one touch per touchInterval', async () => {
+    const { manager, clock, spy } = setup({ idleTimeout: 30 * 60_000, touchInterval: 60_000 })
+    let { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    spy.reset()
+    for (let i = 0; i < 10; i++) {
+      clock.advance(5_000) // ten reads in 50 s: within one interval
+      ;({ cookie } = await request(manager, cookie, (s) => s.get('userId')))
+    }
+    assert.equal(spy.count('touch'), 0)
+    clock.advance(15_000)
+    const { result } = await request(manager, cookie, (s) => s.get('userId'))
+    assert.equal(spy.count('touch'), 1)
+    assert.equal(
+      attribute(result.setCookie[0]!, 'Max-Age'),
+      String(30 * 60),
+      'the cookie follows the new deadline',
+    )
+    // Active for 3 hours with reads every 20 minutes: alive throughout thanks to the touches.
+    for (let i = 0; i < 9; i++) {
+      clock.advance(20 * 60_000)
+      assert.equal((await request(manager, cookie, (s) => s.get('userId'))).session.get('userId'), 'alice')
+    }
+  })
+
+  it('never moves the absolute deadline, however active the session is', async () => {
+    const { manager, clock } = setup({ idleTimeout: 30 * 60_000, absoluteTimeout: 8 * 60 * 60_000 })
+    let { cookie } = await request(manager, undefined, (s) => s.set('visits', 0))
+    for (let elapsed = 0; elapsed < 8 * 60 * 60_000 - 10 * 60_000; elapsed += 10 * 60_000) {
+      clock.advance(10 * 60_000)
+      const response = await request(manager, cookie, (s) => s.set('visits', (s.get('visits') ?? 0) + 1))
+      assert.equal(response.session.isNew, false)
+      cookie = response.cookie
+      // Once the idle deadline is capped by the absolute one, a write changes no deadline and sends no cookie.
+      for (const header of response.result.setCookie) {
+        const maxAge = Number(attribute(header, 'Max-Age'))
+        assert.ok(
+          maxAge * 1000 <= T0 + 8 * 60 * 60_000 - clock.now(),
+          'Max-Age never outlives the absolute deadline',
+        )
+      }
+    }
+    clock.advance(10 * 60_000 + 1)
+    assert.equal((await request(manager, cookie)).session.isNew, true)
+  })
+
+  it('does not refresh expiry on reads when rolling is off', async () => {
+    const { manager, clock, spy } = setup({ rolling: false, idleTimeout: 10 * 60_000 })
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    spy.reset()
+    clock.advance(9 * 60_000)
+    await request(manager, cookie, (s) => s.get('userId'))
+    assert.equal(spy.count('touch'), 0)
+    clock.advance(2 * 60_000)
+    assert.equal((await request(manager, cookie)).session.isNew, true)
+  })
+
+  it('sends a browser-session cookie without Max-Age when persistent is false', async () => {
+    const { manager } = setup({ cookie: { persistent: false } })
+    const { result } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    assert.equal(attribute(result.setCookie[0]!, 'Max-Age'), undefined)
+  })
+
+  it('refuses timeouts that would never expire', () => {
+    for (const bad of [0, -1, Number.POSITIVE_INFINITY, Number.NaN, 1.5, 401 * 24 * 60 * 60_000]) {
+      assert.throws(() => setup({ absoluteTimeout: bad }), SessionConfigError)
+      assert.throws(() => setup({ idleTimeout: bad }), SessionConfigError)
+    }
+  })
+})
+
+describe('regenerate and destroy', () => {
+  it('regenerate() issues a new ID, keeps the data, and kills the old ID before the response', async () => {
+    const { manager, memory } = setup()
+    const { cookie: before } = await request(manager, undefined, (s) => s.set('cart', ['apple']))
+    const { cookie: after } = await request(manager, before, async (s) => {
+      await s.regenerate()
+      assert.equal(await memory.get(sha256Hex(idOf(before!)), T0), undefined, 'old record deleted at once')
+      s.set('userId', 'alice')
+    })
+    assert.notEqual(idOf(after!), idOf(before!))
+    const next = await request(manager, after)
+    assert.deepEqual([next.session.get('userId'), next.session.get('cart')], ['alice', ['apple']])
+    assert.equal((await request(manager, before)).session.isNew, true)
+  })
+
+  it('destroy() deletes the record and clears the cookie with the same attributes', async () => {
+    const { manager, memory } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const { result } = await request(manager, cookie, (s) => s.destroy())
+    assert.equal(memory.size, 0)
+    const clearing = result.setCookie[0]!
+    assert.ok(clearing.startsWith(`${manager.cookieName}=;`))
+    assert.equal(attribute(clearing, 'Max-Age'), '0')
+    assert.equal(attribute(clearing, 'Path'), '/')
+    assert.equal(attribute(clearing, 'Secure'), true)
+    assert.equal(attribute(clearing, 'HttpOnly'), true)
+    assert.equal(attribute(clearing, 'SameSite'), 'Lax')
+    assert.equal((await request(manager, cookie)).session.isNew, true)
+  })
+
+  it('starts a new session with a new ID when data is written after destroy()', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const { cookie: next } = await request(manager, cookie, async (s) => {
+      await s.destroy()
+      s.set('visits', 1)
+    })
+    assert.notEqual(idOf(next!), idOf(cookie!))
+    const after = await request(manager, next)
+    assert.deepEqual([after.session.get('userId'), after.session.get('visits')], [undefined, 1])
+  })
+})
+
+describe('cookie attributes', () => {
+  it('defaults to __Host-sid; HttpOnly; Secure; SameSite=Lax; Path=/ with no Domain', async () => {
+    const { manager } = setup()
+    const { result } = await request(manager, undefined, (s) => s.set('visits', 1))
+    const header = result.setCookie[0]!
+    assert.equal(manager.cookieName, '__Host-sid')
+    assert.match(header, /^__Host-sid=[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43};/)
+    for (const flag of ['HttpOnly', 'Secure']) assert.equal(attribute(header, flag), true)
+    assert.equal(attribute(header, 'SameSite'), 'Lax')
+    assert.equal(attribute(header, 'Path'), '/')
+    assert.equal(attribute(header, 'Domain'), undefined)
+    assert.equal(attribute(header, 'Max-Age'), String(30 * 60))
+  })
+
+  it("with secure: 'auto', marks the cookie Secure only over HTTPS or a trusted X-Forwarded-Proto", async () => {
+    const plain = setup({ cookie: { secure: 'auto' } })
+    assert.equal(plain.manager.cookieName, 'sid')
+    const overHttp = await request(plain.manager, undefined, (s) => s.set('visits', 1), {
+      forwardedProto: 'https',
+    })
+    assert.equal(
+      attribute(overHttp.result.setCookie[0]!, 'Secure'),
+      undefined,
+      'X-Forwarded-Proto ignored without trustProxy',
+    )
+    assert.equal(plain.warnings[0]?.code, 'TESSERA_FORWARDED_PROTO_IGNORED')
+    const tls = await request(plain.manager, undefined, (s) => s.set('visits', 1), { encrypted: true })
+    assert.equal(attribute(tls.result.setCookie[0]!, 'Secure'), true)
+    const proxied = setup({ cookie: { secure: 'auto' }, trustProxy: true })
+    const behindProxy = await request(proxied.manager, undefined, (s) => s.set('visits', 1), {
+      forwardedProto: 'https',
+    })
+    assert.equal(attribute(behindProxy.result.setCookie[0]!, 'Secure'), true)
+  })
+
+  it('keeps Secure on a plain-HTTP request that spoofs X-Forwarded-Proto: http', async () => {
+    const { manager } = setup()
+    const { result } = await request(manager, undefined, (s) => s.set('visits', 1), {
+      forwardedProto: 'http',
+      encrypted: false,
+    })
+    assert.equal(attribute(result.setCookie[0]!, 'Secure'), true)
+  })
+
+  it('warns once, naming the fix, when a Secure cookie answers plain HTTP for a host other than localhost', async () => {
+    const { manager, warnings } = setup()
+    await request(manager, undefined, (s) => s.set('visits', 1), { host: 'localhost:3000' })
+    await request(manager, undefined, (s) => s.set('visits', 1), { host: '[::1]:3000' })
+    assert.equal(warnings.length, 0)
+    await request(manager, undefined, (s) => s.set('visits', 1), { host: 'app.example.com' })
+    await request(manager, undefined, (s) => s.set('visits', 1), { host: 'app.example.com' })
+    assert.equal(warnings.length, 1)
+    assert.equal(warnings[0]!.code, 'TESSERA_SECURE_COOKIE_OVER_HTTP')
+    assert.match(warnings[0]!.message, /trustProxy: true/)
+  })
+
+  it('emits Partitioned and Priority when asked', async () => {
+    const { manager } = setup({ cookie: { partitioned: true, priority: 'High', sameSite: 'None' } })
+    const { result } = await request(manager, undefined, (s) => s.set('visits', 1))
+    assert.equal(attribute(result.setCookie[0]!, 'Partitioned'), true)
+    assert.equal(attribute(result.setCookie[0]!, 'Priority'), 'High')
+    assert.equal(attribute(result.setCookie[0]!, 'SameSite'), 'None')
+  })
+
+  for (const [label, cookie] of [
+    ['a __Host- name with a Domain', { name: '__Host-s', domain: 'example.com' }],
+    ['a __Host- name with a Path other than /', { name: '__Host-s', path: '/app' }],
+    ['a __Host- name without Secure', { name: '__Host-s', secure: false }],
+    ['a __Secure- name without Secure', { name: '__Secure-s', secure: 'auto' }],
+    ['SameSite=None without Secure', { sameSite: 'None', secure: false }],
+    ['Partitioned without Secure', { partitioned: true, secure: false }],
+    ['a name that is not a token', { name: 'a=b; Max-Age=9' }],
+    ['a path with a semicolon', { path: '/;Domain=evil', name: 'sid' }],
+    ['a domain with CR LF', { domain: 'x\r\nSet-Cookie: y', name: 'sid' }],
+    ['an unknown SameSite', { sameSite: 'Lax; Secure' }],
+  ] as const) {
+    it(`refuses ${label} at construction with a SessionConfigError`, () => {
+      assert.throws(
+        () => setup({ cookie: cookie as SessionManagerOptions['cookie'] & object }),
+        SessionConfigError,
+      )
+    })
+  }
+})
+
+describe('session data', () => {
+  it('loads stored data without polluting any prototype', async () => {
+    const { manager, memory, clock } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    const key = sha256Hex(idOf(cookie!))
+    const current = (await memory.get(key, clock.now()))!
+    const poisoned = current.data.replace(
+      '"d":{',
+      '"d":{"__proto__":{"isAdmin":true},"nested":{"constructor":{"prototype":{"x":1}}},"rce":"_$$ND_FUNC$$_function(){globalThis.pwned=1}()",',
+    )
+    assert.ok(
+      await memory.update(
+        key,
+        { ...current, data: poisoned, version: current.version + 1 },
+        current.version,
+        clock.now(),
+      ),
+    )
+    const { session } = await request(manager, cookie)
+    const loaded = session as unknown as { get(k: string): unknown }
+    assert.equal(({} as Record<string, unknown>).isAdmin, undefined)
+    assert.equal(({} as Record<string, unknown>).x, undefined)
+    assert.equal((globalThis as Record<string, unknown>).pwned, undefined)
+    assert.equal(loaded.get('isAdmin'), undefined)
+    assert.deepEqual(loaded.get('nested'), {})
+    assert.equal(typeof loaded.get('rce'), 'string')
+  })
+
+  it('refuses reserved keys and values JSON cannot hold', async () => {
+    const { manager } = setup()
+    const session = await manager.load({ cookie: undefined })
+    const loose = session as unknown as { set(k: string, v: unknown): void }
+    for (const key of ['__proto__', 'constructor', 'prototype'])
+      assert.throws(() => loose.set(key, 1), SessionDataError)
+    assert.throws(() => loose.set('f', () => 1), SessionDataError)
+    assert.throws(() => loose.set('n', 1n), SessionDataError)
+  })
+
+  it('rejects a cyclic value at commit, writing nothing and sending no cookie', async () => {
+    const { manager, spy } = setup()
+    const session = await manager.load({ cookie: undefined })
+    const cyclic: Record<string, unknown> = {}
+    cyclic.self = cyclic
+    ;(session as unknown as { set(k: string, v: unknown): void }).set('cyclic', cyclic)
+    await assert.rejects(manager.commit(session), SessionDataError)
+    assert.equal(spy.count(), 0)
+  })
+
+  it('rejects data over maxDataBytes with SessionTooLargeError and keeps the previous state', async () => {
+    const { manager, spy } = setup({ maxDataBytes: 1024 })
+    const { cookie } = await request(manager, undefined, (s) => s.set('blob', 'small'))
+    spy.reset()
+    await assert.rejects(
+      request(manager, cookie, (s) => s.set('blob', 'é'.repeat(600))),
+      SessionTooLargeError,
+    )
+    assert.equal(spy.count('update'), 0)
+    assert.equal((await request(manager, cookie)).session.get('blob'), 'small')
+  })
+
+  it('treats a garbage record from the store as missing and deletes it', async () => {
+    for (const garbage of [
+      '{"',
+      '42',
+      'null',
+      '{"v":1,"c":"NaN","a":1,"d":{}}',
+      '{"v":2,"c":1,"a":9e15,"d":{}}',
+      '[]',
+    ]) {
+      const { manager, memory, clock } = setup()
+      const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+      const key = sha256Hex(idOf(cookie!))
+      const current = (await memory.get(key, clock.now()))!
+      await memory.update(
+        key,
+        { ...current, data: garbage, version: current.version + 1 },
+        current.version,
+        clock.now(),
+      )
+      assert.equal((await request(manager, cookie)).session.isNew, true, garbage)
+      assert.equal(await memory.get(key, clock.now()), undefined)
+    }
+  })
+})
+
+describe('store failures', () => {
+  const failing = (method: keyof Store): Store => {
+    const store = new MemoryStore({ cleanupIntervalMs: 0 })
+    return new Proxy(store, {
+      get: (target, property) =>
+        property === method
+          ? async () => Promise.reject(new Error('ECONNREFUSED'))
+          : Reflect.get(target, property).bind(target),
+    })
+  }
+
+  it('fails load with a StoreError carrying the driver error, never a fresh session', async () => {
+    const store = failing('get')
+    const writer = createSessionManager<Data>({
+      store: new MemoryStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    const { cookie } = await request(writer, undefined, (s) => s.set('userId', 'alice'))
+    const manager = createSessionManager<Data>({ store, secrets: [SECRET_A] })
+    const error = await manager.load({ cookie }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    assert.ok(error instanceof StoreError)
+    assert.equal(error.code, 'ERR_SESSION_STORE')
+    assert.equal(error.status, 503)
+    assert.equal((error.cause as Error).message, 'ECONNREFUSED')
+  })
+
+  it('fails commit with a StoreError and no cookie when the write fails', async () => {
+    const manager = createSessionManager<Data>({ store: failing('create'), secrets: [SECRET_A] })
+    const session = await manager.load({ cookie: undefined })
+    session.set('userId', 'alice')
+    await assert.rejects(manager.commit(session), StoreError)
+  })
+})
+
+describe('concurrent requests on one session', () => {
+  it('merges changes to different keys instead of losing one', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 0))
+    const first = await manager.load({ cookie })
+    const second = await manager.load({ cookie })
+    first.set('a', 1)
+    second.set('b', 2)
+    await manager.commit(first)
+    await manager.commit(second)
+    const { session } = await request(manager, cookie)
+    assert.deepEqual([session.get('a'), session.get('b'), session.get('visits')], [1, 2, 0])
+  })
+
+  it('keeps a key this request deleted deleted, and keys it did not touch as the other writer left them', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('a', 1).set('b', 1))
+    const first = await manager.load({ cookie })
+    const second = await manager.load({ cookie })
+    first.set('b', 5)
+    second.delete('a')
+    await manager.commit(first)
+    await manager.commit(second)
+    const { session } = await request(manager, cookie)
+    assert.deepEqual([session.has('a'), session.get('b')], [false, 5])
+  })
+
+  it('never resurrects a session destroyed by a concurrent request', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const slow = await manager.load({ cookie })
+    await request(manager, cookie, (s) => s.destroy())
+    slow.set('cart', ['apple'])
+    await assert.rejects(manager.commit(slow), SessionDestroyedError)
+    assert.equal((await request(manager, cookie)).session.isNew, true)
+  })
+
+  it('gives up with SessionConflictError rather than overwrite when retries run out', async () => {
+    const { manager } = setup({ maxConflictRetries: 0 })
+    const { cookie } = await request(manager, undefined, (s) => s.set('a', 0))
+    const first = await manager.load({ cookie })
+    const second = await manager.load({ cookie })
+    first.set('a', 1)
+    second.set('a', 2)
+    await manager.commit(first)
+    const error = await manager.commit(second).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    assert.ok(error instanceof SessionConflictError)
+    assert.equal(error.code, 'ERR_SESSION_CONFLICT')
+    assert.equal((await request(manager, cookie)).session.get('a'), 1)
+  })
+})

@@ -1,0 +1,590 @@
+/**
+ * The session engine: reads the session cookie of a request, loads the session it names, and turns what the
+ * handler did into store writes and `Set-Cookie` headers. Adapters are thin shells around
+ * {@link SessionManager.load} and {@link SessionManager.commit}.
+ *
+ * @module
+ */
+import { getCookieValues } from './cookie/parse.js'
+import {
+  type CookieAttributes,
+  isValidCookieName,
+  type SameSite,
+  serializeCookie,
+} from './cookie/serialize.js'
+import {
+  SessionCommittedError,
+  SessionConfigError,
+  SessionConflictError,
+  SessionDataError,
+  SessionDestroyedError,
+  SessionTooLargeError,
+  StoreError,
+} from './errors.js'
+import { assertStrongGenerator, generateSessionId, isWellFormedId } from './id.js'
+import { sha256Hex } from './internal/crypto.js'
+import { type Payload, parsePayload, type SessionMeta, serializePayload } from './payload.js'
+import { Session, type SessionController, type SessionState, stateOf, type Transport } from './session.js'
+import { CookieSigner, type Secret } from './signer.js'
+import type { Store, StoreRecord } from './store.js'
+
+/** Cookie settings. Every default is the safe one; see the README's security section for why. */
+export interface SessionCookieOptions {
+  /** @default '__Host-sid' when `secure` is true and no `domain` is set, otherwise 'sid' */
+  name?: string
+  /**
+   * `true` always marks the cookie Secure (browsers still accept it from http://localhost); `'auto'` follows
+   * the request's protocol (see `trustProxy`); `false` never does, and must be chosen explicitly.
+   * @default true
+   */
+  secure?: boolean | 'auto'
+  /** @default 'Lax' */
+  sameSite?: SameSite
+  /** Only `false` when a script must read the cookie, which a session cookie never should. @default true */
+  httpOnly?: boolean
+  /** @default '/' */
+  path?: string
+  /** Leave unset so the cookie stays on the exact host (and can use the `__Host-` prefix). */
+  domain?: string
+  /** `true` sends Max-Age matching the session's expiry; `false` makes a browser-session cookie. @default true */
+  persistent?: boolean
+  /** CHIPS partitioned cookie, for sessions inside third-party iframes. Requires Secure. @default false */
+  partitioned?: boolean
+  priority?: 'Low' | 'Medium' | 'High'
+}
+
+/** Options of {@link createSessionManager}. */
+export interface SessionManagerOptions {
+  /** Where sessions live: `MemoryStore` from 'tessera/memory', `SqliteStore` from 'tessera/sqlite', or your own. */
+  store: Store
+  /**
+   * Signing secrets, newest first, each at least 32 random bytes. The first signs; all verify, so a secret can
+   * be rotated in without logging anyone out, then dropped.
+   */
+  secrets: readonly Secret[]
+  cookie?: SessionCookieOptions
+  /** Milliseconds without a request after which the session ends. @default 1_800_000 (30 minutes) */
+  idleTimeout?: number
+  /** Milliseconds after creation after which the session ends, however active. @default 43_200_000 (12 hours) */
+  absoluteTimeout?: number
+  /** Refresh the idle deadline on activity (throttled by `touchInterval`), not only when data changes. @default true */
+  rolling?: boolean
+  /** At most one expiry refresh per this many milliseconds of a session's activity. @default 60_000 */
+  touchInterval?: number
+  /** Store and send a cookie for a new session even if nothing was written to it. @default false */
+  saveUninitialized?: boolean
+  /** Largest serialized session accepted, in bytes. @default 65_536 */
+  maxDataBytes?: number
+  /** How many times a conflicting write is re-read, merged key by key and retried before failing. @default 3 */
+  maxConflictRetries?: number
+  /** Believe `X-Forwarded-Proto` from the proxy in front of this server. @default false */
+  trustProxy?: boolean
+  /** A custom ID generator; it must draw at least 128 bits from a CSPRNG (checked at construction). */
+  generateId?: () => string
+  /** Current time in epoch milliseconds; inject one in tests. @default Date.now */
+  clock?: () => number
+  /** Receives configuration warnings (each is given once). @default process.emitWarning */
+  onWarning?: (warning: SessionWarning) => void
+}
+
+/** A configuration problem noticed at run time, with the fix in its message. */
+export interface SessionWarning {
+  readonly code: 'TESSERA_SECURE_COOKIE_OVER_HTTP' | 'TESSERA_FORWARDED_PROTO_IGNORED'
+  readonly message: string
+}
+
+/** What an adapter tells the manager about a request. */
+export interface SessionRequest {
+  /** The `Cookie` header: one string, or one per header line. */
+  readonly cookie: string | readonly string[] | undefined
+  /** True when the connection itself is TLS. */
+  readonly encrypted?: boolean
+  /** The `X-Forwarded-Proto` header, honoured only with `trustProxy`. */
+  readonly forwardedProto?: string | readonly string[] | undefined
+  /** The `Host` header, used to recognise localhost in warnings. */
+  readonly host?: string | undefined
+}
+
+/** What an adapter must put on the response: each string is one `Set-Cookie` header. */
+export interface CommitResult {
+  readonly setCookie: readonly string[]
+}
+
+const DEFAULTS = {
+  idleTimeout: 30 * 60_000,
+  absoluteTimeout: 12 * 60 * 60_000,
+  touchInterval: 60_000,
+  maxDataBytes: 64 * 1024,
+  maxConflictRetries: 3,
+} as const
+
+const MAX_TIMEOUT = 400 * 24 * 60 * 60_000 // browsers cap cookie lifetime at 400 days (RFC 6265bis §5.5)
+const MAX_CANDIDATES = 4 // duplicate session cookies examined per request; more is an attack, not a browser
+
+/**
+ * Creates a session manager. `Data` types what the session holds.
+ *
+ * @example
+ * const sessions = createSessionManager<{ userId?: string }>({
+ *   store: new MemoryStore(),
+ *   secrets: [process.env.SESSION_SECRET!],
+ * })
+ * @throws {SessionConfigError} when an option is unsafe or inconsistent; the message says what to change.
+ */
+export function createSessionManager<Data extends object = Record<string, unknown>>(
+  options: SessionManagerOptions,
+): SessionManager<Data> {
+  return new SessionManager<Data>(options)
+}
+
+/** Loads and commits sessions. Make one per application with {@link createSessionManager}. */
+export class SessionManager<Data extends object = Record<string, unknown>> {
+  /** The name of the session cookie. */
+  readonly cookieName: string
+  readonly store: Store
+  readonly idleTimeout: number
+  readonly absoluteTimeout: number
+  readonly #signer: CookieSigner
+  readonly #cookie: Required<
+    Pick<SessionCookieOptions, 'secure' | 'sameSite' | 'httpOnly' | 'path' | 'persistent'>
+  > &
+    Pick<SessionCookieOptions, 'domain' | 'partitioned' | 'priority'>
+  readonly #rolling: boolean
+  readonly #touchInterval: number
+  readonly #saveUninitialized: boolean
+  readonly #maxDataBytes: number
+  readonly #maxConflictRetries: number
+  readonly #trustProxy: boolean
+  readonly #generateId: () => string
+  readonly #clock: () => number
+  readonly #warn: (warning: SessionWarning) => void
+  readonly #warned = new Set<SessionWarning['code']>()
+  readonly #controller: SessionController
+
+  constructor(options: SessionManagerOptions) {
+    if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
+    if (!isStore(options.store)) {
+      throw new SessionConfigError(
+        'store must implement the Store interface (get, create, update, touch, destroy…)',
+      )
+    }
+    this.store = options.store
+    this.idleTimeout = duration('idleTimeout', options.idleTimeout, DEFAULTS.idleTimeout)
+    this.absoluteTimeout = duration('absoluteTimeout', options.absoluteTimeout, DEFAULTS.absoluteTimeout)
+    this.#touchInterval = options.touchInterval ?? DEFAULTS.touchInterval
+    if (
+      !Number.isSafeInteger(this.#touchInterval) ||
+      this.#touchInterval < 0 ||
+      this.#touchInterval >= this.idleTimeout
+    ) {
+      throw new SessionConfigError(
+        'touchInterval must be a whole number of milliseconds, at least 0 and below idleTimeout',
+      )
+    }
+    this.#maxDataBytes = positiveInteger('maxDataBytes', options.maxDataBytes, DEFAULTS.maxDataBytes)
+    this.#maxConflictRetries = options.maxConflictRetries ?? DEFAULTS.maxConflictRetries
+    if (!Number.isSafeInteger(this.#maxConflictRetries) || this.#maxConflictRetries < 0) {
+      throw new SessionConfigError('maxConflictRetries must be a whole number, at least 0')
+    }
+    this.#rolling = options.rolling ?? true
+    this.#saveUninitialized = options.saveUninitialized ?? false
+    this.#trustProxy = options.trustProxy ?? false
+    this.#clock = options.clock ?? Date.now
+    this.#warn = options.onWarning ?? emitWarning
+    if (options.generateId !== undefined) assertStrongGenerator(options.generateId)
+    this.#generateId = options.generateId ?? generateSessionId
+
+    const cookie = options.cookie ?? {}
+    this.#cookie = {
+      secure: cookie.secure ?? true,
+      sameSite: cookie.sameSite ?? 'Lax',
+      httpOnly: cookie.httpOnly ?? true,
+      path: cookie.path ?? '/',
+      persistent: cookie.persistent ?? true,
+      ...(cookie.domain !== undefined && { domain: cookie.domain }),
+      ...(cookie.partitioned !== undefined && { partitioned: cookie.partitioned }),
+      ...(cookie.priority !== undefined && { priority: cookie.priority }),
+    }
+    this.cookieName =
+      cookie.name ??
+      (this.#cookie.secure === true && cookie.domain === undefined && this.#cookie.path === '/'
+        ? '__Host-sid'
+        : 'sid')
+    validateCookie(this.cookieName, this.#cookie)
+    this.#signer = new CookieSigner(options.secrets, this.cookieName)
+    this.#controller = {
+      regenerate: (state) => this.#regenerate(state),
+      destroy: (state) => this.#destroy(state),
+    }
+  }
+
+  /**
+   * The session of a request. A missing, malformed, forged, unknown, expired or destroyed cookie gives a fresh
+   * empty session: the presented ID is never adopted, and a cookie that fails its signature costs no store call.
+   *
+   * @throws {StoreError} when the store fails: the request must fail (5xx), never carry on with a fresh
+   * session that would log the user out.
+   */
+  async load(request: SessionRequest): Promise<Session<Data>> {
+    const now = this.#clock()
+    const transport = this.#transport(request)
+    const candidates = getCookieValues(request.cookie, this.cookieName)
+    if (candidates.length === 0) return this.#fresh(now, transport, false)
+
+    // Several cookies of one name happen (an old Path, cookie tossing from a sibling subdomain): only verified
+    // ones count, and if more than one verified ID is live the request gets nothing (fail closed).
+    const verified = new Map<string, boolean>()
+    for (const candidate of candidates.slice(0, MAX_CANDIDATES)) {
+      const unsigned = this.#signer.unsign(candidate)
+      if (unsigned !== undefined && isWellFormedId(unsigned.value)) {
+        verified.set(unsigned.value, (verified.get(unsigned.value) ?? false) || unsigned.renew)
+      }
+    }
+    let found: { id: string; renew: boolean; key: string; record: StoreRecord; payload: Payload } | undefined
+    for (const [id, renew] of verified) {
+      const key = sha256Hex(id)
+      const live = await this.#read(key, now)
+      if (live === undefined) continue
+      if (found !== undefined) return this.#fresh(now, transport, true)
+      found = { id, renew, key, ...live }
+    }
+    if (found === undefined) return this.#fresh(now, transport, true)
+
+    const state: SessionState = {
+      id: found.id,
+      loaded: {
+        key: found.key,
+        raw: found.record.data,
+        version: found.record.version,
+        expiresAt: found.record.expiresAt,
+      },
+      meta: found.payload.meta,
+      data: found.payload.data,
+      cookiePresented: true,
+      renewCookie: found.renew,
+      clearCookie: false,
+      forceTouch: false,
+      committed: false,
+      transport,
+    }
+    return new Session<Data>(state, this.#controller)
+  }
+
+  /**
+   * Writes what the handler changed and returns the `Set-Cookie` headers for the response. Call it once,
+   * before the response headers go out (the adapters do).
+   *
+   * @throws {SessionCommittedError} when called twice for one session.
+   * @throws {StoreError} when the store fails; no cookie is returned for an unsaved session.
+   * @throws {SessionTooLargeError | SessionDataError} when the data cannot be stored; nothing was written.
+   * @throws {SessionConflictError} when concurrent writers kept changing this session past the retry bound.
+   * @throws {SessionDestroyedError} when another request destroyed this session while this one changed it.
+   */
+  async commit(session: Session<Data>): Promise<CommitResult> {
+    const state = stateOf(session)
+    if (state.committed) throw new SessionCommittedError('the session was already committed')
+    state.committed = true
+    const now = this.#clock()
+    const setCookie: string[] = []
+    if (state.loaded === undefined) {
+      if (Object.keys(state.data).length > 0 || this.#saveUninitialized) {
+        const { id, expiresAt } = await this.#create(state, now)
+        setCookie.push(this.#cookieFor(id, expiresAt, now, state.transport))
+      } else if (state.clearCookie && state.cookiePresented) {
+        setCookie.push(this.#clearingCookie(state.transport))
+      }
+      return { setCookie }
+    }
+
+    const expiresAt = await this.#save(state, state.loaded, now)
+    if (expiresAt !== state.loaded.expiresAt && this.#cookie.persistent) {
+      setCookie.push(this.#cookieFor(state.id!, expiresAt, now, state.transport))
+    } else if (state.renewCookie) {
+      setCookie.push(this.#cookieFor(state.id!, expiresAt, now, state.transport))
+    }
+    return { setCookie }
+  }
+
+  // Writes a loaded session back if its data changed, or touches it if its idle deadline is due for a refresh.
+  // Resolves the expiry the record now has.
+  async #save(
+    state: SessionState,
+    loaded: NonNullable<SessionState['loaded']>,
+    now: number,
+  ): Promise<number> {
+    let text = this.#serialize(state.meta, state.data)
+    const expiresAt = this.#expiryAt(now, state.meta)
+    if (text === loaded.raw) {
+      const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
+      if (!this.#rolling || !due || expiresAt <= loaded.expiresAt) return loaded.expiresAt
+      const live = await this.#call(() => this.store.touch(loaded.key, expiresAt, now))
+      return live ? expiresAt : loaded.expiresAt
+    }
+    // A data write always carries the fresh idle deadline; `rolling` only decides whether reads refresh it too.
+    const written = expiresAt
+    let expectedVersion = loaded.version
+    for (let attempt = 0; ; attempt++) {
+      const record: StoreRecord = { data: text, expiresAt: written, version: expectedVersion + 1 }
+      if (await this.#call(() => this.store.update(loaded.key, record, expectedVersion, now))) return written
+      if (attempt >= this.#maxConflictRetries) {
+        throw new SessionConflictError(
+          `the session kept changing under concurrent requests; gave up after ${attempt + 1} attempts without overwriting`,
+        )
+      }
+      const current = await this.#read(loaded.key, now)
+      if (current === undefined) {
+        throw new SessionDestroyedError(
+          'the session was destroyed by another request; its changes were dropped',
+        )
+      }
+      text = this.#serialize(current.payload.meta, mergeChanges(loaded.raw, state.data, current.payload.data))
+      expectedVersion = current.record.version
+    }
+  }
+
+  async #create(state: SessionState, now: number): Promise<{ id: string; expiresAt: number }> {
+    const text = this.#serialize(state.meta, state.data)
+    const expiresAt = this.#expiryAt(now, state.meta)
+    // Insert-if-absent: a colliding ID (astronomically unlikely with 256 bits) gets a new one, never an overwrite.
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const id = state.id ?? this.#generateId()
+      const record: StoreRecord = { data: text, expiresAt, version: 1 }
+      if (await this.#call(() => this.store.create(sha256Hex(id), record, now))) return { id, expiresAt }
+      state.id = undefined
+    }
+    throw new StoreError(
+      'the store refused three new session IDs in a row; is create() reporting collisions wrongly?',
+    )
+  }
+
+  async #regenerate(state: SessionState): Promise<void> {
+    const loaded = state.loaded
+    if (loaded !== undefined) await this.#call(() => this.store.destroy(loaded.key))
+    state.loaded = undefined
+    state.id = undefined
+    state.clearCookie = true
+  }
+
+  async #destroy(state: SessionState): Promise<void> {
+    await this.#regenerate(state)
+    state.data = {}
+    const now = this.#clock()
+    state.meta = { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout }
+  }
+
+  // A live, well-formed record under `key`, or undefined. Garbage and expired records are deleted on the way.
+  async #read(key: string, now: number): Promise<{ record: StoreRecord; payload: Payload } | undefined> {
+    const record = await this.#call(() => this.store.get(key, now))
+    if (record === undefined || record === null) return undefined
+    const payload = parsePayload(record.data, this.#maxDataBytes * 4)
+    const alive =
+      payload !== undefined &&
+      Number.isSafeInteger(record.version) &&
+      typeof record.expiresAt === 'number' &&
+      record.expiresAt > now &&
+      payload.meta.absoluteExpiresAt > now
+    if (alive) return { record, payload }
+    // Best effort: the session is dead either way, and a failed cleanup must not fail the request.
+    await this.#call(() => this.store.destroy(key)).catch(() => undefined)
+    return undefined
+  }
+
+  #fresh(now: number, transport: Transport, cookiePresented: boolean): Session<Data> {
+    const state: SessionState = {
+      id: undefined,
+      loaded: undefined,
+      meta: { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout },
+      data: {},
+      cookiePresented,
+      renewCookie: false,
+      clearCookie: false,
+      forceTouch: false,
+      committed: false,
+      transport,
+    }
+    return new Session<Data>(state, this.#controller)
+  }
+
+  #serialize(meta: SessionMeta, data: Record<string, unknown>): string {
+    let text: string
+    try {
+      text = serializePayload(meta, data)
+    } catch (error) {
+      throw new SessionDataError('the session data cannot be serialized as JSON (a BigInt or a cycle?)', {
+        cause: error,
+      })
+    }
+    // Length in UTF-16 units bounds the UTF-8 size from below, and three times it bounds it from above.
+    if (text.length * 3 > this.#maxDataBytes && new TextEncoder().encode(text).length > this.#maxDataBytes) {
+      throw new SessionTooLargeError(
+        `the session data is larger than maxDataBytes (${this.#maxDataBytes} bytes)`,
+      )
+    }
+    return text
+  }
+
+  #expiryAt(now: number, meta: SessionMeta): number {
+    return Math.min(now + this.idleTimeout, meta.absoluteExpiresAt)
+  }
+
+  #cookieFor(id: string, expiresAt: number, now: number, transport: Transport): string {
+    const attributes = this.#attributes(transport)
+    if (this.#cookie.persistent) attributes.maxAge = Math.max(1, Math.ceil((expiresAt - now) / 1000))
+    return serializeCookie(this.cookieName, this.#signer.sign(id), attributes)
+  }
+
+  #clearingCookie(transport: Transport): string {
+    return serializeCookie(this.cookieName, '', {
+      ...this.#attributes(transport),
+      maxAge: 0,
+      expires: new Date(0),
+    })
+  }
+
+  #attributes(transport: Transport): CookieAttributes {
+    const { secure, sameSite, httpOnly, path, domain, partitioned, priority } = this.#cookie
+    const isSecure = secure === 'auto' ? transport.https : secure
+    if (isSecure && !transport.https && !isLocalhost(transport.host)) {
+      this.#warnOnce(
+        'TESSERA_SECURE_COOKIE_OVER_HTTP',
+        `the session cookie is Secure but a request for host ${JSON.stringify(transport.host ?? '')} came over plain HTTP, so browsers will drop the cookie and every request will look logged out. If TLS ends at a proxy, set trustProxy: true and have the proxy send X-Forwarded-Proto: https; for HTTP-only development on another host, set cookie.secure: 'auto'.`,
+      )
+    }
+    return {
+      path,
+      httpOnly,
+      sameSite,
+      secure: isSecure,
+      ...(domain !== undefined && { domain }),
+      ...(partitioned !== undefined && { partitioned }),
+      ...(priority !== undefined && { priority }),
+    }
+  }
+
+  #transport(request: SessionRequest): Transport {
+    const forwarded = firstValue(request.forwardedProto)?.split(',')[0]?.trim().toLowerCase()
+    if (forwarded !== undefined && !this.#trustProxy && forwarded === 'https' && request.encrypted !== true) {
+      this.#warnOnce(
+        'TESSERA_FORWARDED_PROTO_IGNORED',
+        'a request carried X-Forwarded-Proto: https, which is ignored because trustProxy is false. If this server sits behind a TLS-terminating proxy that sets the header, set trustProxy: true.',
+      )
+    }
+    const https = request.encrypted === true || (this.#trustProxy && forwarded === 'https')
+    return { https, host: request.host }
+  }
+
+  #warnOnce(code: SessionWarning['code'], message: string): void {
+    if (this.#warned.has(code)) return
+    this.#warned.add(code)
+    this.#warn({ code, message: `tessera: ${message}` })
+  }
+
+  // Every store failure reaches the caller as a StoreError carrying the driver's error.
+  async #call<T>(operation: () => Promise<T>): Promise<T> {
+    try {
+      return await operation()
+    } catch (error) {
+      if (error instanceof StoreError) throw error
+      throw new StoreError('the session store failed', { cause: error })
+    }
+  }
+}
+
+// Re-applies this request's changes (keys it set or deleted, compared with what it loaded) onto the data
+// another writer saved meanwhile; keys this request did not touch keep the other writer's values.
+function mergeChanges(
+  baseText: string,
+  mine: Record<string, unknown>,
+  theirs: Record<string, unknown>,
+): Record<string, unknown> {
+  const base = parsePayload(baseText, Number.POSITIVE_INFINITY)?.data ?? {}
+  const merged = { ...theirs }
+  for (const key of new Set([...Object.keys(base), ...Object.keys(mine)])) {
+    const changed = JSON.stringify(base[key]) !== JSON.stringify(mine[key])
+    if (!changed) continue
+    if (Object.hasOwn(mine, key)) merged[key] = mine[key]
+    else delete merged[key]
+  }
+  return merged
+}
+
+function validateCookie(name: string, cookie: SessionCookieOptions): void {
+  const fail = (message: string): never => {
+    throw new SessionConfigError(`cookie: ${message}`)
+  }
+  if (!isValidCookieName(name))
+    fail(`name ${JSON.stringify(name)} is not a valid cookie name (RFC 6265bis token)`)
+  if (cookie.secure !== true && cookie.secure !== false && cookie.secure !== 'auto')
+    fail("secure must be true, false or 'auto'")
+  if (!['Strict', 'Lax', 'None'].includes(cookie.sameSite ?? ''))
+    fail("sameSite must be 'Strict', 'Lax' or 'None'")
+  if (name.startsWith('__Host-')) {
+    if (cookie.secure !== true)
+      fail('a __Host- cookie must be Secure: set secure: true, or pick a name without the prefix')
+    if (cookie.domain !== undefined)
+      fail('a __Host- cookie cannot have a Domain: remove domain, or pick a name without the prefix')
+    if (cookie.path !== '/')
+      fail("a __Host- cookie must have Path=/: set path: '/', or pick a name without the prefix")
+  }
+  if (name.startsWith('__Secure-') && cookie.secure !== true)
+    fail('a __Secure- cookie must be Secure: set secure: true')
+  if (cookie.sameSite === 'None' && cookie.secure !== true) {
+    fail(
+      "SameSite=None requires Secure (browsers reject it otherwise): set secure: true, or use sameSite: 'Lax'",
+    )
+  }
+  if (cookie.partitioned === true && cookie.secure !== true)
+    fail('a Partitioned cookie must be Secure: set secure: true')
+  try {
+    serializeCookie(name, 'x', {
+      ...(cookie as CookieAttributes),
+      secure: cookie.secure === true,
+      maxAge: 60,
+    })
+  } catch (error) {
+    fail(error instanceof Error ? error.message : String(error))
+  }
+}
+
+function duration(name: string, value: number | undefined, fallback: number): number {
+  const result = value ?? fallback
+  if (!Number.isSafeInteger(result) || result <= 0 || result > MAX_TIMEOUT) {
+    throw new SessionConfigError(
+      `${name} must be a whole number of milliseconds between 1 and ${MAX_TIMEOUT} (400 days); sessions that never expire are not offered`,
+    )
+  }
+  return result
+}
+
+function positiveInteger(name: string, value: number | undefined, fallback: number): number {
+  const result = value ?? fallback
+  if (!Number.isSafeInteger(result) || result <= 0)
+    throw new SessionConfigError(`${name} must be a positive whole number`)
+  return result
+}
+
+function isStore(value: unknown): value is Store {
+  if (typeof value !== 'object' || value === null) return false
+  const store = value as Record<string, unknown>
+  return ['get', 'create', 'update', 'touch', 'destroy'].every(
+    (method) => typeof store[method] === 'function',
+  )
+}
+
+function firstValue(value: string | readonly string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : value?.[0]
+}
+
+function isLocalhost(host: string | undefined): boolean {
+  if (host === undefined) return false
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '')
+  return name === 'localhost' || name.endsWith('.localhost') || name === '[::1]' || name.startsWith('127.')
+}
+
+function emitWarning(warning: SessionWarning): void {
+  if (typeof process !== 'undefined' && typeof process.emitWarning === 'function') {
+    process.emitWarning(warning.message, { code: warning.code })
+  } else {
+    console.warn(warning.message)
+  }
+}

@@ -1,0 +1,76 @@
+// The stored form of a session: user data and the manager's metadata, kept apart so that no user key can
+// alter a deadline (checklist #40). JSON only: nothing here can execute or revive code (checklist #39).
+
+/** Metadata the manager keeps beside the user's data. */
+export interface SessionMeta {
+  /** Epoch ms the session was created. */
+  readonly createdAt: number
+  /** Epoch ms after which the session is dead whatever its activity. Never moves. */
+  readonly absoluteExpiresAt: number
+}
+
+export interface Payload {
+  readonly meta: SessionMeta
+  readonly data: Record<string, unknown>
+}
+
+interface Wire {
+  v: 1
+  c: number
+  a: number
+  d: Record<string, unknown>
+}
+
+/** Keys that could reach an object's prototype through a careless merge downstream. */
+export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
+
+const MAX_DEPTH = 64
+
+export function serializePayload(meta: SessionMeta, data: Record<string, unknown>): string {
+  const wire: Wire = { v: 1, c: meta.createdAt, a: meta.absoluteExpiresAt, d: data }
+  return JSON.stringify(wire)
+}
+
+/**
+ * Parses stored text back into a payload, or undefined when it is not one of ours (garbage is treated as a
+ * missing session, never as data). Prototype keys are dropped at every depth; nesting is capped.
+ */
+export function parsePayload(text: unknown, maxBytes: number): Payload | undefined {
+  if (typeof text !== 'string' || text.length === 0 || text.length > maxBytes) return undefined
+  let wire: unknown
+  try {
+    // The reviver costs a call per value, so only pay for it when a dangerous key could be present.
+    wire = mayHoldForbiddenKey(text) ? JSON.parse(text, dropForbiddenKeys) : JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (!isPlainObject(wire) || wire.v !== 1) return undefined
+  const { c, a, d } = wire
+  if (!isTimestamp(c) || !isTimestamp(a) || !isPlainObject(d) || depthExceeds(d, MAX_DEPTH)) return undefined
+  return { meta: { createdAt: c, absoluteExpiresAt: a }, data: d }
+}
+
+function mayHoldForbiddenKey(text: string): boolean {
+  return text.includes('"__proto__"') || text.includes('"constructor"') || text.includes('"prototype"')
+}
+
+function dropForbiddenKeys(key: string, value: unknown): unknown {
+  return FORBIDDEN_KEYS.has(key) ? undefined : value
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isTimestamp(value: unknown): value is number {
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+}
+
+function depthExceeds(value: unknown, limit: number): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (limit === 0) return true
+  for (const child of Object.values(value)) {
+    if (depthExceeds(child, limit - 1)) return true
+  }
+  return false
+}

@@ -1,0 +1,179 @@
+/**
+ * The session a request sees: typed data, plus the lifecycle calls (regenerate, destroy) that the manager
+ * turns into store operations and cookies when the response is committed.
+ *
+ * @module
+ */
+import { SessionCommittedError, SessionDataError } from './errors.js'
+import { FORBIDDEN_KEYS, type SessionMeta } from './payload.js'
+
+/** The record a session was loaded from, as the manager needs it for a conditional write. */
+export interface LoadedRecord {
+  readonly key: string
+  /** The stored payload text, byte for byte: the baseline for change detection and conflict merges. */
+  readonly raw: string
+  readonly version: number
+  readonly expiresAt: number
+}
+
+/** Request facts the manager needs when it commits (cookie attributes depend on the transport). */
+export interface Transport {
+  /** True when the request reached us over TLS, or through a trusted proxy that says it did. */
+  readonly https: boolean
+  readonly host: string | undefined
+}
+
+/** Mutable state shared between a {@link Session} and its manager. Not part of the public API. */
+export interface SessionState {
+  /** Raw ID: known for loaded sessions, generated lazily for new ones when first persisted. */
+  id: string | undefined
+  loaded: LoadedRecord | undefined
+  meta: SessionMeta
+  data: Record<string, unknown>
+  /** A session cookie was presented, so clearing it means something to the browser. */
+  cookiePresented: boolean
+  /** The presented cookie verified under an older secret: re-issue it under the newest one. */
+  renewCookie: boolean
+  /** The cookie must be cleared unless a new session is persisted in this response (after destroy/regenerate). */
+  clearCookie: boolean
+  /** Force an expiry refresh on commit, whatever the touch interval says. */
+  forceTouch: boolean
+  committed: boolean
+  readonly transport: Transport
+}
+
+/** What a session needs from its manager to act on the store right away. */
+export interface SessionController {
+  regenerate(state: SessionState): Promise<void>
+  destroy(state: SessionState): Promise<void>
+}
+
+const states = new WeakMap<object, SessionState>()
+
+/** The manager's view of a session's state. Internal. */
+export function stateOf(session: object): SessionState {
+  const state = states.get(session)
+  if (state === undefined) throw new TypeError('not a tessera session')
+  return state
+}
+
+/**
+ * A user's session. Data is typed by `Data`; every value must survive JSON (strings, numbers, booleans,
+ * null, arrays and plain objects).
+ *
+ * Changes are detected by comparing the serialized data with what was loaded, so in-place changes to an
+ * object you got from `get()` are saved too, and nothing is written when nothing changed.
+ *
+ * @example
+ * const cart = session.get('cart') ?? []
+ * session.set('cart', [...cart, item])
+ */
+export class Session<Data extends object = Record<string, unknown>> {
+  readonly #controller: SessionController
+
+  /** @internal Sessions are made by a {@link SessionManager}; see `manager.load()`. */
+  constructor(state: SessionState, controller: SessionController) {
+    states.set(this, state)
+    this.#controller = controller
+  }
+
+  /** True when no stored session was found for this request (first visit, expired, destroyed or forged). */
+  get isNew(): boolean {
+    return stateOf(this).loaded === undefined
+  }
+
+  /** When the session was first created. */
+  get createdAt(): Date {
+    return new Date(stateOf(this).meta.createdAt)
+  }
+
+  /** The absolute deadline: the session ends then however active it is. */
+  get absoluteExpiresAt(): Date {
+    return new Date(stateOf(this).meta.absoluteExpiresAt)
+  }
+
+  /** The value under `key`, or undefined. */
+  get<K extends keyof Data & string>(key: K): Data[K] | undefined {
+    return Object.hasOwn(stateOf(this).data, key) ? (stateOf(this).data[key] as Data[K]) : undefined
+  }
+
+  /** True when `key` holds a value. */
+  has(key: keyof Data & string): boolean {
+    return Object.hasOwn(stateOf(this).data, key)
+  }
+
+  /**
+   * Stores `value` under `key`. Setting `undefined` deletes the key, as JSON would.
+   *
+   * @throws {SessionDataError} for a reserved key or a value JSON cannot hold (function, symbol, BigInt).
+   * @throws {SessionCommittedError} after the response was committed.
+   */
+  set<K extends keyof Data & string>(key: K, value: Data[K]): this {
+    const state = this.#writable()
+    if (FORBIDDEN_KEYS.has(key)) throw new SessionDataError(`"${key}" cannot be used as a session key`)
+    if (value === undefined) {
+      delete state.data[key]
+      return this
+    }
+    const kind = typeof value
+    if (kind === 'function' || kind === 'symbol' || kind === 'bigint') {
+      throw new SessionDataError(`session.set("${key}") got a ${kind}, which JSON cannot store`)
+    }
+    state.data[key] = value
+    return this
+  }
+
+  /** Removes `key`. */
+  delete(key: keyof Data & string): this {
+    delete this.#writable().data[key]
+    return this
+  }
+
+  /** Removes every key. The session itself, and its ID, live on; use {@link destroy} to end it. */
+  clear(): this {
+    this.#writable().data = {}
+    return this
+  }
+
+  /** The keys that hold values. */
+  keys(): (keyof Data & string)[] {
+    return Object.keys(stateOf(this).data) as (keyof Data & string)[]
+  }
+
+  /**
+   * Issues a new session ID, keeps the data, and deletes the record under the old ID now, so the old ID is
+   * dead before the response goes out. Call it whenever privilege changes (log in, log out, sudo) to defeat
+   * session fixation.
+   *
+   * @throws {StoreError} when the old record cannot be deleted.
+   */
+  async regenerate(): Promise<void> {
+    await this.#controller.regenerate(this.#writable())
+  }
+
+  /**
+   * Deletes the session from the store now and clears its cookie in this response. The object stays usable
+   * as a fresh, empty session: writing to it afterwards starts a new session with a new ID.
+   *
+   * @throws {StoreError} when the record cannot be deleted.
+   */
+  async destroy(): Promise<void> {
+    await this.#controller.destroy(this.#writable())
+  }
+
+  /** Refreshes the idle deadline in this response even if the touch interval has not passed. */
+  touch(): this {
+    this.#writable().forceTouch = true
+    return this
+  }
+
+  #writable(): SessionState {
+    const state = stateOf(this)
+    if (state.committed) {
+      throw new SessionCommittedError(
+        'the session was already committed with its response; changes would be lost',
+      )
+    }
+    return state
+  }
+}
