@@ -32,7 +32,9 @@ export interface KeyedStoreRecord {
  * store's native TTL is only a backstop.
  *
  * Every method rejects with a `StoreError` (cause: the driver's error) when the backend fails; a miss is
- * never an error.
+ * never an error. Stores keep `version`, `expiresAt` and `userId` exactly as given, and return a missing
+ * `userId` as absent or undefined, never null. A store with native expiry (Redis TTL) must derive the TTL
+ * from `expiresAt - now`, never from its own clock, so that the manager's clock stays the truth.
  */
 export interface Store {
   /** The live record under `key`, or undefined when it is missing or expired at `now`. */
@@ -60,15 +62,21 @@ export interface Store {
   /** Deletes the record under `key`. Idempotent. */
   destroy(key: string): Promise<void>
 
-  /** The live records bound to `userId`. Expired records never appear. */
+  /** The live records bound to `userId`, in no particular order. Expired records never appear. */
   listByUser(userId: string, now: number): Promise<KeyedStoreRecord[]>
 
-  /** Deletes every record bound to `userId` except `exceptKey`, and resolves how many were deleted. */
+  /**
+   * Deletes every record bound to `userId` except `exceptKey`, and resolves how many were deleted (the count
+   * may include expired records that cleanup had not reached yet).
+   */
   destroyByUser(userId: string, options?: { exceptKey?: string | undefined }): Promise<number>
 
   /** Deletes records expired at `now` and resolves how many were deleted. Safe to call at any time. */
   cleanup(now: number): Promise<number>
 
-  /** Stops timers and closes what the store itself opened (never a client the user passed in). Idempotent. */
+  /**
+   * Stops timers and closes what the store itself opened (never a client the user passed in). Idempotent.
+   * Calls made after `close()` may reject with a `StoreError`.
+   */
   close(): Promise<void>
 }

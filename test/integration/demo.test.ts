@@ -101,7 +101,7 @@ describe('the login demo over HTTP', () => {
     const planted = await start([SECRET_OLD]) // same store: an attacker's own anonymous session
     const attacker = new Browser(planted.origin)
     // An anonymous session only exists once written; the demo writes nothing before login, so plant one by hand.
-    const anon = await planted.sessions.load({ cookie: undefined })
+    const anon = await planted.sessions.load({ cookie: undefined, host: 'localhost' })
     ;(anon as unknown as { set(k: string, v: string): void }).set('userId', 'nobody')
     const fixed = (await planted.sessions.commit(anon)).setCookie[0]!.split(';')[0]!
     await browser.setCookie('__Host-sid', fixed.slice(fixed.indexOf('=') + 1))
