@@ -29,6 +29,7 @@ export {
   type SessionManagerOptions,
   type SessionRequest,
   type SessionWarning,
+  type UserSessionInfo,
 } from './manager.js'
 export { Session } from './session.js'
 export type { Secret } from './signer.js'

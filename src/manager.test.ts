@@ -659,3 +659,85 @@ describe('concurrent requests on one session', () => {
     assert.equal((await request(manager, cookie)).session.get('a'), 1)
   })
 })
+
+describe('login and the per-user index', () => {
+  it('login() regenerates, binds the user, records the client, and restarts the absolute deadline', async () => {
+    const { manager, memory, clock } = setup({ absoluteTimeout: 8 * 60 * 60_000 })
+    const { cookie: anonymous } = await request(manager, undefined, (s) => s.set('cart', ['apple']))
+    clock.advance(20 * 60_000)
+    const { cookie, session } = await request(manager, anonymous, (s) => s.login('alice'), {
+      userAgent: 'Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0',
+      ip: '203.0.113.7',
+    })
+    assert.notEqual(idOf(cookie!), idOf(anonymous!))
+    assert.equal(await memory.get(sha256Hex(idOf(anonymous!)), clock.now()), undefined)
+    assert.equal(session.userId, 'alice')
+    assert.equal(session.authenticatedAt?.getTime(), clock.now())
+    assert.equal(session.absoluteExpiresAt.getTime(), clock.now() + 8 * 60 * 60_000)
+    const next = await request(manager, cookie)
+    assert.deepEqual([next.session.userId, next.session.get('cart')], ['alice', ['apple']])
+    const [info] = await manager.listSessions('alice', { current: next.session })
+    assert.equal(info?.userAgent, 'Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0')
+    assert.equal(info?.ip, '203.0.113.7')
+    assert.equal(info?.current, true)
+    assert.equal(info?.handle, sha256Hex(idOf(cookie!)))
+    assert.ok(!JSON.stringify(info).includes(idOf(cookie!)), 'the raw ID is never listed')
+  })
+
+  it('stores a logged-in session even when its data is empty', async () => {
+    const { manager } = setup()
+    const { result, cookie } = await request(manager, undefined, (s) => s.login('alice'))
+    assert.equal(result.setCookie.length, 1)
+    assert.equal((await request(manager, cookie)).session.userId, 'alice')
+  })
+
+  it("lists only the user's live sessions, and revokes all, all but the current one, or one by handle", async () => {
+    const { manager, clock } = setup({ idleTimeout: 30 * 60_000 })
+    const device = async () => (await request(manager, undefined, (s) => s.login('alice'))).cookie!
+    const [phone, laptop, tablet] = [await device(), await device(), await device()]
+    const bob = (await request(manager, undefined, (s) => s.login('bob'))).cookie!
+    const expiring = await device()
+    clock.advance(20 * 60_000)
+    for (const cookie of [phone, laptop, tablet, bob]) await request(manager, cookie, (s) => s.touch())
+    clock.advance(15 * 60_000) // `expiring` was never touched: now past its idle deadline
+    assert.equal((await manager.listSessions('alice')).length, 3)
+    const current = (await request(manager, tablet)).session
+    // Three records go: phone, laptop, and the expired one that cleanup had not reached yet.
+    assert.equal(await manager.revokeSessions('alice', { except: current }), 3)
+    assert.equal((await request(manager, phone)).session.isNew, true)
+    assert.equal((await request(manager, laptop)).session.isNew, true)
+    assert.equal((await request(manager, tablet)).session.userId, 'alice')
+    assert.equal((await request(manager, bob)).session.userId, 'bob')
+    assert.equal((await request(manager, expiring)).session.isNew, true)
+    const [tabletInfo] = await manager.listSessions('alice')
+    assert.equal(
+      await manager.revokeSession('bob', tabletInfo!.handle),
+      false,
+      "bob cannot end alice's session",
+    )
+    assert.equal(await manager.revokeSession('alice', tabletInfo!.handle), true)
+    assert.equal((await request(manager, tablet)).session.isNew, true)
+    assert.deepEqual(await manager.listSessions('alice'), [])
+  })
+
+  it('unbinds the user on destroy() and refuses an empty user ID', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.login('alice'))
+    await request(manager, cookie, (s) => s.destroy())
+    assert.deepEqual(await manager.listSessions('alice'), [])
+    const session = await manager.load({ cookie: undefined })
+    await assert.rejects(session.login(''), SessionDataError)
+  })
+
+  it('records the first X-Forwarded-For address as the IP only with trustProxy', async () => {
+    for (const trustProxy of [false, true]) {
+      const { manager } = setup({ trustProxy })
+      await request(manager, undefined, (s) => s.login('alice'), {
+        ip: '10.0.0.2',
+        forwardedFor: '198.51.100.4, 10.0.0.1',
+      })
+      const [info] = await manager.listSessions('alice')
+      assert.equal(info?.ip, trustProxy ? '198.51.100.4' : '10.0.0.2')
+    }
+  })
+})

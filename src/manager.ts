@@ -103,6 +103,27 @@ export interface SessionRequest {
   readonly forwardedProto?: string | readonly string[] | undefined
   /** The `Host` header, used to recognise localhost in warnings. */
   readonly host?: string | undefined
+  /** The `User-Agent` header, recorded at login for "your devices" lists. */
+  readonly userAgent?: string | undefined
+  /** The peer's address, recorded at login. */
+  readonly ip?: string | undefined
+  /** The `X-Forwarded-For` header; its first address replaces `ip` only with `trustProxy`. */
+  readonly forwardedFor?: string | readonly string[] | undefined
+}
+
+/** One of a user's live sessions, as {@link SessionManager.listSessions} describes it. Never the session ID. */
+export interface UserSessionInfo {
+  /** Identifies the session to {@link SessionManager.revokeSession}; it is the store key, useless as a cookie. */
+  readonly handle: string
+  readonly createdAt: Date
+  readonly authenticatedAt: Date | undefined
+  /** The last activity the server recorded; accurate to `touchInterval`. */
+  readonly lastSeenAt: Date
+  readonly expiresAt: Date
+  readonly userAgent: string | undefined
+  readonly ip: string | undefined
+  /** True for the session passed as `current`. */
+  readonly current: boolean
 }
 
 /** What an adapter must put on the response: each string is one `Set-Cookie` header. */
@@ -215,6 +236,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     this.#controller = {
       regenerate: (state) => this.#regenerate(state),
       destroy: (state) => this.#destroy(state),
+      login: (state, userId) => this.#login(state, userId),
     }
   }
 
@@ -287,7 +309,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const now = this.#clock()
     const setCookie: string[] = []
     if (state.loaded === undefined) {
-      if (Object.keys(state.data).length > 0 || this.#saveUninitialized) {
+      const worthKeeping = Object.keys(state.data).length > 0 || state.meta.userId !== undefined
+      if (worthKeeping || this.#saveUninitialized) {
         const { id, expiresAt } = await this.#create(state, now)
         setCookie.push(this.#cookieFor(id, expiresAt, now, state.transport))
       } else if (state.clearCookie && state.cookiePresented) {
@@ -324,7 +347,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const written = expiresAt
     let expectedVersion = loaded.version
     for (let attempt = 0; ; attempt++) {
-      const record: StoreRecord = { data: text, expiresAt: written, version: expectedVersion + 1 }
+      const record: StoreRecord = {
+        data: text,
+        expiresAt: written,
+        version: expectedVersion + 1,
+        userId: state.meta.userId,
+      }
       if (await this.#call(() => this.store.update(loaded.key, record, expectedVersion, now))) return written
       if (attempt >= this.#maxConflictRetries) {
         throw new SessionConflictError(
@@ -348,7 +376,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     // Insert-if-absent: a colliding ID (astronomically unlikely with 256 bits) gets a new one, never an overwrite.
     for (let attempt = 0; attempt < 3; attempt++) {
       const id = state.id ?? this.#generateId()
-      const record: StoreRecord = { data: text, expiresAt, version: 1 }
+      const record: StoreRecord = { data: text, expiresAt, version: 1, userId: state.meta.userId }
       if (await this.#call(() => this.store.create(sha256Hex(id), record, now))) return { id, expiresAt }
       state.id = undefined
     }
@@ -363,6 +391,76 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.loaded = undefined
     state.id = undefined
     state.clearCookie = true
+  }
+
+  async #login(state: SessionState, userId: string): Promise<void> {
+    await this.#regenerate(state)
+    const now = this.#clock()
+    const { userAgent, ip } = state.transport
+    state.meta = {
+      createdAt: state.meta.createdAt,
+      absoluteExpiresAt: now + this.absoluteTimeout,
+      userId,
+      authenticatedAt: now,
+      ...(userAgent !== undefined && { userAgent }),
+      ...(ip !== undefined && { ip }),
+    }
+  }
+
+  /**
+   * The live sessions of `userId` ("your devices"), most recently active first. Pass the request's session as
+   * `current` to have it marked.
+   *
+   * @throws {StoreError} when the store fails.
+   */
+  async listSessions(userId: string, options: { current?: Session<Data> } = {}): Promise<UserSessionInfo[]> {
+    const now = this.#clock()
+    const currentKey = options.current === undefined ? undefined : stateOf(options.current).loaded?.key
+    const sessions: UserSessionInfo[] = []
+    for (const { key, record } of await this.#call(() => this.store.listByUser(userId, now))) {
+      const payload = parsePayload(record.data, this.#maxDataBytes * 4)
+      // A record whose payload names another user is not this user's, whatever the index says.
+      if (payload === undefined || payload.meta.userId !== userId || record.expiresAt <= now) continue
+      const { meta } = payload
+      sessions.push({
+        handle: key,
+        createdAt: new Date(meta.createdAt),
+        authenticatedAt: meta.authenticatedAt === undefined ? undefined : new Date(meta.authenticatedAt),
+        lastSeenAt: new Date(
+          Math.max(meta.authenticatedAt ?? meta.createdAt, record.expiresAt - this.idleTimeout),
+        ),
+        expiresAt: new Date(record.expiresAt),
+        userAgent: meta.userAgent,
+        ip: meta.ip,
+        current: key === currentKey,
+      })
+    }
+    return sessions.sort((a, b) => b.lastSeenAt.getTime() - a.lastSeenAt.getTime())
+  }
+
+  /**
+   * Ends every session of `userId` ("log out everywhere"), except `except` when given ("…everywhere else").
+   * Resolves how many records were deleted, which may include expired ones that cleanup had not reached.
+   *
+   * @throws {StoreError} when the store fails.
+   */
+  async revokeSessions(userId: string, options: { except?: Session<Data> } = {}): Promise<number> {
+    const exceptKey = options.except === undefined ? undefined : stateOf(options.except).loaded?.key
+    return this.#call(() => this.store.destroyByUser(userId, { exceptKey }))
+  }
+
+  /**
+   * Ends the session `handle` (from {@link listSessions}) if it belongs to `userId`. Resolves whether it did,
+   * so a user can never end another user's session by guessing handles.
+   *
+   * @throws {StoreError} when the store fails.
+   */
+  async revokeSession(userId: string, handle: string): Promise<boolean> {
+    if (!/^[0-9a-f]{64}$/.test(handle)) return false
+    const live = await this.#read(handle, this.#clock())
+    if (live === undefined || live.payload.meta.userId !== userId) return false
+    await this.#call(() => this.store.destroy(handle))
+    return true
   }
 
   async #destroy(state: SessionState): Promise<void> {
@@ -470,7 +568,15 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       )
     }
     const https = request.encrypted === true || (this.#trustProxy && forwarded === 'https')
-    return { https, host: request.host }
+    const forwardedFor = this.#trustProxy
+      ? firstValue(request.forwardedFor)?.split(',')[0]?.trim()
+      : undefined
+    return {
+      https,
+      host: request.host,
+      userAgent: request.userAgent?.slice(0, 256),
+      ip: (forwardedFor || request.ip)?.slice(0, 64),
+    }
   }
 
   #warnOnce(code: SessionWarning['code'], message: string): void {

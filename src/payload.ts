@@ -5,8 +5,15 @@
 export interface SessionMeta {
   /** Epoch ms the session was created. */
   readonly createdAt: number
-  /** Epoch ms after which the session is dead whatever its activity. Never moves. */
+  /** Epoch ms after which the session is dead whatever its activity. Only a new login moves it. */
   readonly absoluteExpiresAt: number
+  /** The user bound by `login()`: the key of the per-user index. */
+  readonly userId?: string
+  /** Epoch ms of the last `login()`. */
+  readonly authenticatedAt?: number
+  /** The client as seen at login, for "your devices" lists. Coarse facts only, never used for authentication. */
+  readonly userAgent?: string
+  readonly ip?: string
 }
 
 export interface Payload {
@@ -18,6 +25,10 @@ interface Wire {
   v: 1
   c: number
   a: number
+  u?: string
+  t?: number
+  ua?: string
+  ip?: string
   d: Record<string, unknown>
 }
 
@@ -28,6 +39,12 @@ const MAX_DEPTH = 64
 
 export function serializePayload(meta: SessionMeta, data: Record<string, unknown>): string {
   const wire: Wire = { v: 1, c: meta.createdAt, a: meta.absoluteExpiresAt, d: data }
+  if (meta.userId !== undefined) {
+    wire.u = meta.userId
+    if (meta.authenticatedAt !== undefined) wire.t = meta.authenticatedAt
+    if (meta.userAgent !== undefined) wire.ua = meta.userAgent
+    if (meta.ip !== undefined) wire.ip = meta.ip
+  }
   return JSON.stringify(wire)
 }
 
@@ -45,9 +62,19 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     return undefined
   }
   if (!isPlainObject(wire) || wire.v !== 1) return undefined
-  const { c, a, d } = wire
+  const { c, a, d, u, t, ua, ip } = wire
   if (!isTimestamp(c) || !isTimestamp(a) || !isPlainObject(d) || depthExceeds(d, MAX_DEPTH)) return undefined
-  return { meta: { createdAt: c, absoluteExpiresAt: a }, data: d }
+  if (!isOptional(u, 'string') || !isOptional(ua, 'string') || !isOptional(ip, 'string')) return undefined
+  if (t !== undefined && !isTimestamp(t)) return undefined
+  const meta: SessionMeta = {
+    createdAt: c,
+    absoluteExpiresAt: a,
+    ...(typeof u === 'string' && { userId: u }),
+    ...(typeof t === 'number' && { authenticatedAt: t }),
+    ...(typeof ua === 'string' && { userAgent: ua }),
+    ...(typeof ip === 'string' && { ip }),
+  }
+  return { meta, data: d }
 }
 
 function mayHoldForbiddenKey(text: string): boolean {
@@ -60,6 +87,10 @@ function dropForbiddenKeys(key: string, value: unknown): unknown {
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function isOptional(value: unknown, type: 'string'): boolean {
+  return value === undefined || typeof value === type
 }
 
 function isTimestamp(value: unknown): value is number {

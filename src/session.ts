@@ -16,11 +16,13 @@ export interface LoadedRecord {
   readonly expiresAt: number
 }
 
-/** Request facts the manager needs when it commits (cookie attributes depend on the transport). */
+/** Request facts the manager needs: cookie attributes depend on the transport; login records the client. */
 export interface Transport {
   /** True when the request reached us over TLS, or through a trusted proxy that says it did. */
   readonly https: boolean
   readonly host: string | undefined
+  readonly userAgent: string | undefined
+  readonly ip: string | undefined
 }
 
 /** Mutable state shared between a {@link Session} and its manager. Not part of the public API. */
@@ -46,6 +48,7 @@ export interface SessionState {
 export interface SessionController {
   regenerate(state: SessionState): Promise<void>
   destroy(state: SessionState): Promise<void>
+  login(state: SessionState, userId: string): Promise<void>
 }
 
 const states = new WeakMap<object, SessionState>()
@@ -90,6 +93,17 @@ export class Session<Data extends object = Record<string, unknown>> {
   /** The absolute deadline: the session ends then however active it is. */
   get absoluteExpiresAt(): Date {
     return new Date(stateOf(this).meta.absoluteExpiresAt)
+  }
+
+  /** The user bound by {@link login}, or undefined for an anonymous session. */
+  get userId(): string | undefined {
+    return stateOf(this).meta.userId
+  }
+
+  /** When the user last logged in on this session, or undefined. */
+  get authenticatedAt(): Date | undefined {
+    const at = stateOf(this).meta.authenticatedAt
+    return at === undefined ? undefined : new Date(at)
   }
 
   /** The value under `key`, or undefined. */
@@ -149,6 +163,21 @@ export class Session<Data extends object = Record<string, unknown>> {
    */
   async regenerate(): Promise<void> {
     await this.#controller.regenerate(this.#writable())
+  }
+
+  /**
+   * Logs `userId` in on this session: {@link regenerate} (a new ID, so a planted pre-login ID is worthless),
+   * then binds the user for the per-user index (`manager.listSessions`, `manager.revokeSessions`), records
+   * the login time and the client's user agent and IP, and starts a new absolute deadline (re-authentication
+   * restarts both timeouts, NIST SP 800-63B §5.2). The data is kept.
+   *
+   * @throws {StoreError} when the old record cannot be deleted.
+   */
+  async login(userId: string): Promise<void> {
+    if (typeof userId !== 'string' || userId.length === 0 || userId.length > 256) {
+      throw new SessionDataError('login() needs a user ID of 1 to 256 characters')
+    }
+    await this.#controller.login(this.#writable(), userId)
   }
 
   /**

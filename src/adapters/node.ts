@@ -27,6 +27,9 @@ export function sessionRequestOf(req: IncomingMessage): SessionRequest {
     encrypted: (req.socket as Partial<TLSSocket>).encrypted === true,
     forwardedProto: req.headers['x-forwarded-proto'],
     host: req.headers.host,
+    userAgent: req.headers['user-agent'],
+    ip: req.socket.remoteAddress,
+    forwardedFor: req.headers['x-forwarded-for'],
   }
 }
 
