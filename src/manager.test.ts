@@ -648,7 +648,7 @@ describe('concurrent requests on one session', () => {
     const first = await manager.load({ cookie })
     const second = await manager.load({ cookie })
     first.set('a', 1)
-    second.set('a', 2)
+    second.set('b', 2)
     await manager.commit(first)
     const error = await manager.commit(second).then(
       () => undefined,
@@ -656,7 +656,66 @@ describe('concurrent requests on one session', () => {
     )
     assert.ok(error instanceof SessionConflictError)
     assert.equal(error.code, 'ERR_SESSION_CONFLICT')
-    assert.equal((await request(manager, cookie)).session.get('a'), 1)
+    const { session } = await request(manager, cookie)
+    assert.deepEqual([session.get('a'), session.has('b')], [1, false])
+  })
+
+  it('fails the later save of a key both requests changed, keeping the earlier write whole', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('a', 0).set('b', 0))
+    const first = await manager.load({ cookie })
+    const second = await manager.load({ cookie })
+    first.set('a', 1)
+    second.set('a', 2).set('b', 2)
+    await manager.commit(first)
+    await assert.rejects(manager.commit(second), SessionConflictError)
+    const { session } = await request(manager, cookie)
+    assert.deepEqual(
+      [session.get('a'), session.get('b')],
+      [1, 0],
+      'nothing of the failed request is half-applied',
+    )
+  })
+
+  it('does not count the same change made by both requests as a conflict', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('a', 0))
+    const first = await manager.load({ cookie })
+    const second = await manager.load({ cookie })
+    first.set('a', 7)
+    second.set('a', 7).set('b', 1)
+    await manager.commit(first)
+    await manager.commit(second)
+    const { session } = await request(manager, cookie)
+    assert.deepEqual([session.get('a'), session.get('b')], [7, 1])
+  })
+
+  it("overwrites the other writer's changes only when last-write-wins is chosen", async () => {
+    const { manager } = setup({ onConflict: 'last-write-wins' })
+    const { cookie } = await request(manager, undefined, (s) => s.set('a', 0))
+    const first = await manager.load({ cookie })
+    const second = await manager.load({ cookie })
+    first.set('a', 1).set('b', 1)
+    second.set('a', 2)
+    await manager.commit(first)
+    await manager.commit(second)
+    const { session } = await request(manager, cookie)
+    assert.deepEqual([session.get('a'), session.has('b')], [2, false])
+  })
+
+  it('merges 200 concurrent requests, each setting its own key, without losing one', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 0))
+    const keyed = (s: unknown) => s as { set(k: string, v: number): void; get(k: string): unknown }
+    const results = await Promise.allSettled(
+      Array.from({ length: 200 }, (_, i) => request(manager, cookie, (s) => keyed(s).set(`k${i}`, i))),
+    )
+    assert.deepEqual(
+      results.filter((r) => r.status === 'rejected'),
+      [],
+    )
+    const { session } = await request(manager, cookie)
+    for (let i = 0; i < 200; i++) assert.equal(keyed(session).get(`k${i}`), i)
   })
 })
 
@@ -739,5 +798,65 @@ describe('login and the per-user index', () => {
       const [info] = await manager.listSessions('alice')
       assert.equal(info?.ip, trustProxy ? '198.51.100.4' : '10.0.0.2')
     }
+  })
+})
+
+describe('caching', () => {
+  it('marks a response no-store and Vary: Cookie when it sets the cookie, even on a refresh-only touch', async () => {
+    const { manager, clock } = setup()
+    const { result, cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    assert.deepEqual([result.cacheControl, result.vary], ['no-store', 'Cookie'])
+    clock.advance(2 * 60_000)
+    const touched = await request(manager, cookie) // the handler never reads the session; rolling refreshes it
+    assert.equal(touched.result.setCookie.length, 1)
+    assert.deepEqual([touched.result.cacheControl, touched.result.vary], ['no-store', 'Cookie'])
+  })
+
+  it('marks a response that only asked has() as depending on the session', async () => {
+    const { manager } = setup()
+    const { result } = await request(manager, undefined, (s) => s.has('userId'))
+    assert.deepEqual([result.setCookie, result.cacheControl, result.vary], [[], 'no-store', 'Cookie'])
+  })
+
+  it('leaves a response that never used the session cacheable', async () => {
+    const { manager } = setup()
+    const { result } = await request(manager, undefined)
+    assert.deepEqual(result, { setCookie: [] })
+  })
+
+  it('uses the configured Cache-Control, or none with cacheControl: false', async () => {
+    assert.equal(
+      (await request(setup({ cacheControl: 'private' }).manager, undefined, (s) => s.has('a'))).result
+        .cacheControl,
+      'private',
+    )
+    assert.deepEqual(
+      (await request(setup({ cacheControl: false }).manager, undefined, (s) => s.set('a', 1))).result
+        .cacheControl,
+      undefined,
+    )
+  })
+})
+
+describe('read-once values and recent authentication', () => {
+  it('take() returns a value once and removes it', async () => {
+    const { manager } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('blob', 'Welcome back!'))
+    const { session: first, cookie: next } = await request(manager, cookie, (s) =>
+      assert.equal(s.take('blob'), 'Welcome back!'),
+    )
+    assert.equal(first.has('blob'), false)
+    const { session } = await request(manager, next)
+    assert.equal(session.take('blob'), undefined)
+  })
+
+  it('authenticatedWithin() is true only within the given time of the last login', async () => {
+    const { manager, clock } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.login('alice'))
+    clock.advance(14 * 60_000)
+    assert.equal((await request(manager, cookie)).session.authenticatedWithin(15 * 60_000), true)
+    clock.advance(2 * 60_000)
+    assert.equal((await request(manager, cookie)).session.authenticatedWithin(15 * 60_000), false)
+    assert.equal((await request(manager, undefined)).session.authenticatedWithin(15 * 60_000), false)
   })
 })

@@ -75,8 +75,24 @@ export interface SessionManagerOptions {
   saveUninitialized?: boolean
   /** Largest serialized session accepted, in bytes. @default 65_536 */
   maxDataBytes?: number
-  /** How many times a conflicting write is re-read, merged key by key and retried before failing. @default 3 */
+  /**
+   * What to do when another request saved the session after this one loaded it. `'merge'` re-reads it and
+   * re-applies this request's changes key by key (keys this request set or deleted win, the others keep the
+   * other writer's values); when both changed the same key differently, the later save fails with a
+   * `SessionConflictError` rather than drop the earlier one. `'last-write-wins'` overwrites the whole data
+   * with this request's, as express-session does: the other request's changes are lost.
+   * @default 'merge'
+   */
+  onConflict?: 'merge' | 'last-write-wins'
+  /** How many times a conflicting write is re-read and retried (with a short random back-off) before failing. @default 10 */
   maxConflictRetries?: number
+  /**
+   * `Cache-Control` for every response that reads the session or sets its cookie, so no shared cache serves
+   * one user's page (or cookie) to another; `Vary: Cookie` is added to the same responses. `false` leaves
+   * caching headers to you.
+   * @default 'no-store'
+   */
+  cacheControl?: string | false
   /** Believe `X-Forwarded-Proto` from the proxy in front of this server. @default false */
   trustProxy?: boolean
   /** A custom ID generator; it must draw at least 128 bits from a CSPRNG (checked at construction). */
@@ -129,6 +145,10 @@ export interface UserSessionInfo {
 /** What an adapter must put on the response: each string is one `Set-Cookie` header. */
 export interface CommitResult {
   readonly setCookie: readonly string[]
+  /** Set as `Cache-Control` when the response depends on the session (it read it, or sets the cookie). */
+  readonly cacheControl?: string | undefined
+  /** Add to `Vary` for the same responses, so a shared cache keys them by the session cookie. */
+  readonly vary?: string | undefined
 }
 
 const DEFAULTS = {
@@ -136,7 +156,7 @@ const DEFAULTS = {
   absoluteTimeout: 12 * 60 * 60_000,
   touchInterval: 60_000,
   maxDataBytes: 64 * 1024,
-  maxConflictRetries: 3,
+  maxConflictRetries: 10,
 } as const
 
 const MAX_TIMEOUT = 400 * 24 * 60 * 60_000 // browsers cap cookie lifetime at 400 days (RFC 6265bis §5.5)
@@ -175,6 +195,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #saveUninitialized: boolean
   readonly #maxDataBytes: number
   readonly #maxConflictRetries: number
+  readonly #onConflict: 'merge' | 'last-write-wins'
+  readonly #cacheControl: string | false
   readonly #trustProxy: boolean
   readonly #generateId: () => string
   readonly #clock: () => number
@@ -207,6 +229,19 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (!Number.isSafeInteger(this.#maxConflictRetries) || this.#maxConflictRetries < 0) {
       throw new SessionConfigError('maxConflictRetries must be a whole number, at least 0')
     }
+    this.#cacheControl = options.cacheControl ?? 'no-store'
+    if (
+      this.#cacheControl !== false &&
+      (typeof this.#cacheControl !== 'string' || /[\r\n]/.test(this.#cacheControl))
+    ) {
+      throw new SessionConfigError(
+        "cacheControl must be a header value such as 'no-store' or 'private', or false",
+      )
+    }
+    this.#onConflict = options.onConflict ?? 'merge'
+    if (this.#onConflict !== 'merge' && this.#onConflict !== 'last-write-wins') {
+      throw new SessionConfigError("onConflict must be 'merge' or 'last-write-wins'")
+    }
     this.#rolling = options.rolling ?? true
     this.#saveUninitialized = options.saveUninitialized ?? false
     this.#trustProxy = options.trustProxy ?? false
@@ -237,6 +272,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       regenerate: (state) => this.#regenerate(state),
       destroy: (state) => this.#destroy(state),
       login: (state, userId) => this.#login(state, userId),
+      now: () => this.#clock(),
     }
   }
 
@@ -286,6 +322,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       renewCookie: found.renew,
       clearCookie: false,
       forceTouch: false,
+      accessed: false,
       committed: false,
       transport,
     }
@@ -316,7 +353,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       } else if (state.clearCookie && state.cookiePresented) {
         setCookie.push(this.#clearingCookie(state.transport))
       }
-      return { setCookie }
+      return this.#result(state, setCookie)
     }
 
     const expiresAt = await this.#save(state, state.loaded, now)
@@ -325,7 +362,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     } else if (state.renewCookie) {
       setCookie.push(this.#cookieFor(state.id!, expiresAt, now, state.transport))
     }
-    return { setCookie }
+    return this.#result(state, setCookie)
+  }
+
+  #result(state: SessionState, setCookie: string[]): CommitResult {
+    if (this.#cacheControl === false || (!state.accessed && setCookie.length === 0)) return { setCookie }
+    return { setCookie, cacheControl: this.#cacheControl, vary: 'Cookie' }
   }
 
   // Writes a loaded session back if its data changed, or touches it if its idle deadline is due for a refresh.
@@ -359,13 +401,17 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
           `the session kept changing under concurrent requests; gave up after ${attempt + 1} attempts without overwriting`,
         )
       }
+      // Spread the retries of many writers racing on one session, so each round lets someone through.
+      await sleep(Math.random() * Math.min(64, 2 ** attempt))
       const current = await this.#read(loaded.key, now)
       if (current === undefined) {
         throw new SessionDestroyedError(
           'the session was destroyed by another request; its changes were dropped',
         )
       }
-      text = this.#serialize(current.payload.meta, mergeChanges(loaded.raw, state.data, current.payload.data))
+      const data =
+        this.#onConflict === 'merge' ? mergeChanges(loaded.raw, state.data, current.payload.data) : state.data
+      text = this.#serialize(current.payload.meta, data)
       expectedVersion = current.record.version
     }
   }
@@ -497,6 +543,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       renewCookie: false,
       clearCookie: false,
       forceTouch: false,
+      accessed: false,
       committed: false,
       transport,
     }
@@ -597,7 +644,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 }
 
 // Re-applies this request's changes (keys it set or deleted, compared with what it loaded) onto the data
-// another writer saved meanwhile; keys this request did not touch keep the other writer's values.
+// another writer saved meanwhile; keys this request did not touch keep the other writer's values. A key both
+// changed, to different values, is a true conflict: neither change may be dropped silently.
 function mergeChanges(
   baseText: string,
   mine: Record<string, unknown>,
@@ -606,12 +654,23 @@ function mergeChanges(
   const base = parsePayload(baseText, Number.POSITIVE_INFINITY)?.data ?? {}
   const merged = { ...theirs }
   for (const key of new Set([...Object.keys(base), ...Object.keys(mine)])) {
-    const changed = JSON.stringify(base[key]) !== JSON.stringify(mine[key])
-    if (!changed) continue
+    const before = JSON.stringify(base[key])
+    const after = JSON.stringify(mine[key])
+    if (before === after) continue
+    const other = JSON.stringify(theirs[key])
+    if (other !== before && other !== after) {
+      throw new SessionConflictError(
+        `another request changed "${key}" in this session at the same time; this request's change was not saved`,
+      )
+    }
     if (Object.hasOwn(mine, key)) merged[key] = mine[key]
     else delete merged[key]
   }
   return merged
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 function validateCookie(name: string, cookie: SessionCookieOptions): void {

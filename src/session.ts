@@ -40,6 +40,8 @@ export interface SessionState {
   clearCookie: boolean
   /** Force an expiry refresh on commit, whatever the touch interval says. */
   forceTouch: boolean
+  /** The handler read the session, so the response depends on it and must not be cached for others. */
+  accessed: boolean
   committed: boolean
   readonly transport: Transport
 }
@@ -49,6 +51,7 @@ export interface SessionController {
   regenerate(state: SessionState): Promise<void>
   destroy(state: SessionState): Promise<void>
   login(state: SessionState, userId: string): Promise<void>
+  now(): number
 }
 
 const states = new WeakMap<object, SessionState>()
@@ -97,23 +100,49 @@ export class Session<Data extends object = Record<string, unknown>> {
 
   /** The user bound by {@link login}, or undefined for an anonymous session. */
   get userId(): string | undefined {
-    return stateOf(this).meta.userId
+    return this.#read().meta.userId
   }
 
   /** When the user last logged in on this session, or undefined. */
   get authenticatedAt(): Date | undefined {
-    const at = stateOf(this).meta.authenticatedAt
+    const at = this.#read().meta.authenticatedAt
     return at === undefined ? undefined : new Date(at)
+  }
+
+  /**
+   * True when the user logged in on this session within the last `ms` milliseconds: gate sensitive actions
+   * (changing a password, paying) on a recent login, and ask for the password again otherwise.
+   *
+   * @example
+   * if (!session.authenticatedWithin(15 * 60_000)) return res.redirect('/reauthenticate')
+   */
+  authenticatedWithin(ms: number): boolean {
+    const at = this.#read().meta.authenticatedAt
+    return at !== undefined && this.#controller.now() - at <= ms
   }
 
   /** The value under `key`, or undefined. */
   get<K extends keyof Data & string>(key: K): Data[K] | undefined {
-    return Object.hasOwn(stateOf(this).data, key) ? (stateOf(this).data[key] as Data[K]) : undefined
+    const { data } = this.#read()
+    return Object.hasOwn(data, key) ? (data[key] as Data[K]) : undefined
   }
 
   /** True when `key` holds a value. */
   has(key: keyof Data & string): boolean {
-    return Object.hasOwn(stateOf(this).data, key)
+    return Object.hasOwn(this.#read().data, key)
+  }
+
+  /**
+   * Reads `key` and deletes it: a value shown once, such as a flash message set before a redirect.
+   *
+   * @example
+   * session.set('notice', 'Welcome back!') // in POST /login
+   * const notice = session.take('notice')  // in GET /profile: shown once, then gone
+   */
+  take<K extends keyof Data & string>(key: K): Data[K] | undefined {
+    const value = this.get(key)
+    if (value !== undefined) this.delete(key)
+    return value
   }
 
   /**
@@ -151,7 +180,7 @@ export class Session<Data extends object = Record<string, unknown>> {
 
   /** The keys that hold values. */
   keys(): (keyof Data & string)[] {
-    return Object.keys(stateOf(this).data) as (keyof Data & string)[]
+    return Object.keys(this.#read().data) as (keyof Data & string)[]
   }
 
   /**
@@ -194,6 +223,12 @@ export class Session<Data extends object = Record<string, unknown>> {
   touch(): this {
     this.#writable().forceTouch = true
     return this
+  }
+
+  #read(): SessionState {
+    const state = stateOf(this)
+    state.accessed = true
+    return state
   }
 
   #writable(): SessionState {

@@ -50,7 +50,7 @@ export function session<Data extends object>(manager: SessionManager<Data>): Ses
   return (req, res, next) => {
     loadSession(manager, req).then((loaded) => {
       ;(req as IncomingMessage & { session: Session<Data> }).session = loaded
-      holdUntilCommitted(res, async () => (await manager.commit(loaded)).setCookie, next)
+      holdUntilCommitted(res, () => manager.commit(loaded), next)
       next()
     }, next)
   }

@@ -189,3 +189,29 @@ describe('node:http adapter', () => {
     }
   })
 })
+
+describe('node:http adapter: caching headers', () => {
+  it('adds Cookie to an existing Vary and replaces a public Cache-Control on a response that read the session', async () => {
+    const url = await serve(
+      withSession(manager(), (_req, res, session) => {
+        res.setHeader('Vary', 'Accept-Encoding')
+        res.writeHead(200, { 'Cache-Control': 'public, max-age=3600' })
+        res.end(String(session.get('visits') ?? 0))
+      }),
+    )
+    const response = await fetch(url)
+    assert.equal(response.headers.get('vary'), 'Accept-Encoding, Cookie')
+    assert.equal(response.headers.get('cache-control'), 'no-store')
+  })
+
+  it('leaves the caching headers of a response that never used the session alone', async () => {
+    const url = await serve(
+      withSession(manager(), (_req, res) => {
+        res.writeHead(200, { 'Cache-Control': 'public, max-age=60' }).end('static')
+      }),
+    )
+    const response = await fetch(url)
+    assert.equal(response.headers.get('cache-control'), 'public, max-age=60')
+    assert.equal(response.headers.get('vary'), null)
+  })
+})

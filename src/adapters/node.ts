@@ -17,7 +17,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { isSessionError, SessionCommittedError } from '../errors.js'
-import type { SessionManager, SessionRequest } from '../manager.js'
+import type { CommitResult, SessionManager, SessionRequest } from '../manager.js'
 import type { Session } from '../session.js'
 
 /** What the manager needs to know about a node:http request. */
@@ -59,26 +59,42 @@ export async function commitSession<Data extends object>(
 ): Promise<void> {
   if (res.headersSent)
     throw new SessionCommittedError('the response headers were sent before the session was committed')
-  const { setCookie } = await manager.commit(session)
+  const result = await manager.commit(session)
   if (res.headersSent)
     throw new SessionCommittedError('the response headers were sent while the session was being saved')
-  if (setCookie.length > 0) res.appendHeader('Set-Cookie', [...setCookie])
+  applyCommit(res, result)
 }
 
 type Method = 'writeHead' | 'write' | 'end' | 'flushHeaders'
 
 /**
+ * Puts what a commit asks for on `res`: its `Set-Cookie` headers after any the app set, its `Cache-Control`
+ * (a response that depends on the session must not be cached for others), and `Cookie` added to `Vary`.
+ */
+export function applyCommit(res: ServerResponse, result: CommitResult): void {
+  if (result.setCookie.length > 0) res.appendHeader('Set-Cookie', [...result.setCookie])
+  if (result.cacheControl !== undefined) res.setHeader('Cache-Control', result.cacheControl)
+  if (result.vary !== undefined) {
+    const vary = toList(res.getHeader('vary')).join(', ')
+    const listed = vary.split(',').map((name) => name.trim().toLowerCase())
+    if (!listed.includes('*') && !listed.includes(result.vary.toLowerCase())) {
+      res.setHeader('Vary', vary === '' ? result.vary : `${vary}, ${result.vary}`)
+    }
+  }
+}
+
+/**
  * Holds back `res` from its first `writeHead`, `write`, `end` or `flushHeaders` until `commit` settles, so the
  * client never sees a response (a redirect after login, say) before the session it relies on is saved.
- * Then the `Set-Cookie` headers are merged in and the held calls replay in order; if `commit` fails, they
- * are dropped and `onError` answers instead.
+ * Then the commit's headers are merged in and the held calls replay in order; if `commit` fails, they are
+ * dropped and `onError` answers instead.
  *
  * This replaces the four methods on this one response object, because node:http offers no asynchronous hook
  * before headers are flushed; the originals come back as soon as the commit settles.
  */
 export function holdUntilCommitted(
   res: ServerResponse,
-  commit: () => Promise<readonly string[]>,
+  commit: () => Promise<CommitResult>,
   onError: (error: unknown) => void,
 ): { readonly cancel: () => boolean } {
   const methods: Method[] = ['writeHead', 'write', 'end', 'flushHeaders']
@@ -89,20 +105,17 @@ export function holdUntilCommitted(
   const restore = () => {
     for (const [name, original] of originals) Object.assign(res, { [name]: original })
   }
-  const settle = (cookies: readonly string[]) => {
+  const settle = (result: CommitResult) => {
     restore()
-    let cookiesPlaced = cookies.length === 0
+    let applied = false
     for (const { name, args } of held) {
-      if (!cookiesPlaced && name === 'writeHead') {
-        Reflect.apply(res.writeHead, res, withCookies(res, args, cookies))
-        cookiesPlaced = true
-        continue
+      let replayed = args
+      if (!applied && !res.headersSent) {
+        if (name === 'writeHead') replayed = absorbHeaderArgument(res, args)
+        applyCommit(res, result)
+        applied = true
       }
-      if (!cookiesPlaced && !res.headersSent) {
-        res.appendHeader('Set-Cookie', [...cookies])
-        cookiesPlaced = true
-      }
-      Reflect.apply(originals.get(name)!, res, args)
+      Reflect.apply(originals.get(name)!, res, replayed)
     }
   }
   const hold = (name: Method) =>
@@ -110,10 +123,14 @@ export function holdUntilCommitted(
       held.push({ name, args })
       if (!started) {
         started = true
-        commit().then(settle, (error: unknown) => {
-          restore()
-          held.length = 0
-          onError(error)
+        // Wait for the handler's synchronous code (`res.writeHead(200); res.end(session.get('x'))`): what it
+        // reads from the session decides the caching headers, and what it writes must still be saved.
+        queueMicrotask(() => {
+          commit().then(settle, (error: unknown) => {
+            restore()
+            held.length = 0
+            onError(error)
+          })
         })
       }
       // write() reports "keep writing"; the others return the response for chaining.
@@ -130,50 +147,36 @@ export function holdUntilCommitted(
   }
 }
 
-// writeHead(status, [reason], [headers]): merge our cookies with any Set-Cookie the app set, whether through
-// setHeader() or in the headers argument, since Node lets one silently replace the other.
-function withCookies(res: ServerResponse, args: unknown[], cookies: readonly string[]): unknown[] {
-  const headersIndex = typeof args[1] === 'string' ? 2 : 1
-  const headers = args[headersIndex]
-  const existing = toList(res.getHeader('set-cookie'))
+// writeHead(status, [reason], [headers]): moves the headers argument onto the response first, keeping Node's
+// precedence (the argument replaces what setHeader() set) except for Set-Cookie, which is appended, so no
+// cookie of the app's or ours silently replaces another. Duplicates inside the argument are kept.
+function absorbHeaderArgument(res: ServerResponse, args: unknown[]): unknown[] {
+  const index = typeof args[1] === 'string' ? 2 : 1
+  const headers = args[index]
+  if (headers === undefined || headers === null || typeof headers !== 'object') return args
+  const pairs: [string, unknown][] = []
   if (Array.isArray(headers)) {
-    const rest: unknown[] = []
-    const fromArgs: string[] = []
-    for (let i = 0; i + 1 < headers.length; i += 2) {
-      if (String(headers[i]).toLowerCase() === 'set-cookie') fromArgs.push(...toList(headers[i + 1]))
-      else rest.push(headers[i], headers[i + 1])
-    }
-    if (res.getHeaderNames().length === 0) {
-      // Node keeps a raw header array as given only when no header was set before: keep that path.
-      const extra = [...fromArgs, ...cookies].flatMap((cookie) => ['Set-Cookie', cookie])
-      return replaceAt(args, headersIndex, [...rest, ...extra])
-    }
-    res.setHeader('Set-Cookie', [...existing, ...fromArgs, ...cookies])
-    return replaceAt(args, headersIndex, rest)
+    for (let i = 0; i + 1 < headers.length; i += 2) pairs.push([String(headers[i]), headers[i + 1]])
+  } else {
+    pairs.push(...Object.entries(headers))
   }
-  if (headers !== null && typeof headers === 'object') {
-    const rest: Record<string, unknown> = {}
-    const fromArgs: string[] = []
-    for (const [name, value] of Object.entries(headers)) {
-      if (name.toLowerCase() === 'set-cookie') fromArgs.push(...toList(value))
-      else rest[name] = value
-    }
-    res.setHeader('Set-Cookie', [...existing, ...fromArgs, ...cookies])
-    return replaceAt(args, headersIndex, rest)
+  const grouped = new Map<string, { name: string; values: string[] }>()
+  for (const [name, value] of pairs) {
+    const key = name.toLowerCase()
+    const group = grouped.get(key) ?? { name, values: [] }
+    group.values.push(...toList(value))
+    grouped.set(key, group)
   }
-  res.appendHeader('Set-Cookie', [...cookies])
-  return args
+  for (const [key, { name, values }] of grouped) {
+    if (key === 'set-cookie') res.appendHeader(name, values)
+    else res.setHeader(name, values.length === 1 ? values[0]! : values)
+  }
+  return args.slice(0, index)
 }
 
 function toList(value: unknown): string[] {
   if (value === undefined || value === null) return []
   return Array.isArray(value) ? value.map(String) : [String(value)]
-}
-
-function replaceAt(args: unknown[], index: number, value: unknown): unknown[] {
-  const copy = [...args]
-  copy[index] = value
-  return copy
 }
 
 /** Options of {@link withSession}. */
@@ -201,7 +204,7 @@ export function withSession<Data extends object>(
       const session = await loadSession(manager, req)
       hold = holdUntilCommitted(
         res,
-        async () => (await manager.commit(session)).setCookie,
+        () => manager.commit(session),
         (error) => onError(error, req, res),
       )
       await handler(req, res, session)
