@@ -1,11 +1,12 @@
 // The login demo: a form, a profile page that only a logged-in user sees, and log out.
 import express, { type ErrorRequestHandler } from 'express'
-import type { SessionManager } from 'tessera'
-import { session } from 'tessera/express'
+import type { Session, SessionManager } from 'tessera'
+import { csrf, session } from 'tessera/express'
 import { verifyPassword } from './users.js'
 
 export interface DemoData {
-  userId?: string
+  /** Shown once on the next page, then gone (session.take). */
+  notice?: string
 }
 
 declare module 'tessera' {
@@ -17,17 +18,16 @@ declare module 'tessera' {
 export function createDemoApp(sessions: SessionManager<DemoData>): express.Express {
   const app = express()
   app.disable('x-powered-by')
-  app.use(express.urlencoded({ extended: false, limit: '4kb' }))
-  app.use(session(sessions))
+  app.use(session(sessions), express.urlencoded({ extended: false, limit: '4kb' }), csrf())
 
   app.get('/', (req, res) => {
-    const user = req.session.get('userId')
+    const user = req.session.userId
     res.send(
       page(
         'Log in',
         user === undefined
-          ? loginForm()
-          : `<p>You are logged in as <strong>${escapeHtml(user)}</strong>.</p><p><a href="/profile">Your profile</a></p>${logoutForm()}`,
+          ? loginForm(req.session)
+          : `<p>You are logged in as <strong>${escapeHtml(user)}</strong>.</p><p><a href="/profile">Your profile</a></p>${logoutForm(req.session)}`,
       ),
     )
   })
@@ -41,22 +41,30 @@ export function createDemoApp(sessions: SessionManager<DemoData>): express.Expre
     if (user === undefined) {
       res
         .status(401)
-        .send(page('Log in', `<p class="error" role="alert">Wrong username or password.</p>${loginForm()}`))
+        .send(
+          page(
+            'Log in',
+            `<p class="error" role="alert">Wrong username or password.</p>${loginForm(req.session)}`,
+          ),
+        )
       return
     }
-    // A new ID on every privilege change: a session ID planted before login is worthless after it.
-    await req.session.regenerate()
-    req.session.set('userId', user)
+    // login() issues a new session ID (a session ID planted before login is worthless after it) and binds the
+    // user, so "log out everywhere" can find this session later.
+    await req.session.login(user)
+    req.session.set('notice', `Logged in as ${user}.`)
     res.redirect(303, '/profile')
   })
 
   app.get('/profile', (req, res) => {
-    const user = req.session.get('userId')
+    const user = req.session.userId
     if (user === undefined) {
       res.status(401).send(page('Profile', '<p>Please log in first.</p><p><a href="/">Log in</a></p>'))
       return
     }
-    res.send(page('Profile', `<h2>Welcome, ${escapeHtml(user)}!</h2>${logoutForm()}`))
+    const notice = req.session.take('notice')
+    const flash = notice === undefined ? '' : `<p class="notice" role="status">${escapeHtml(notice)}</p>`
+    res.send(page('Profile', `${flash}<h2>Welcome, ${escapeHtml(user)}!</h2>${logoutForm(req.session)}`))
   })
 
   app.post('/logout', async (req, res) => {
@@ -67,21 +75,27 @@ export function createDemoApp(sessions: SessionManager<DemoData>): express.Expre
   const onError: ErrorRequestHandler = (error, _req, res, _next) => {
     const status = typeof error?.status === 'number' ? error.status : 500
     if (status >= 500) console.error(error)
+    const message =
+      status === 503
+        ? 'The session store is unavailable; please try again shortly.'
+        : status === 403
+          ? 'This form has expired or came from another site. Please go back, reload the page and try again.'
+          : 'Something went wrong.'
     res
       .status(status)
-      .send(
-        page(
-          'Error',
-          `<p class="error" role="alert">${status === 503 ? 'The session store is unavailable; please try again shortly.' : 'Something went wrong.'}</p>`,
-        ),
-      )
+      .send(page('Error', `<p class="error" role="alert">${message}</p><p><a href="/">Home</a></p>`))
   }
   app.use(onError)
   return app
 }
 
-function loginForm(): string {
+function csrfField(session: Session<DemoData>): string {
+  return `<input type="hidden" name="_csrf" value="${session.csrfToken()}">`
+}
+
+function loginForm(session: Session<DemoData>): string {
   return `<form method="post" action="/login">
+  ${csrfField(session)}
   <label>Username <input name="username" autocomplete="username" required></label>
   <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
   <button type="submit">Log in</button>
@@ -89,8 +103,8 @@ function loginForm(): string {
 <p class="hint">Try <code>rasmus</code> / <code>default</code>.</p>`
 }
 
-function logoutForm(): string {
-  return '<form method="post" action="/logout"><button type="submit">Log out</button></form>'
+function logoutForm(session: Session<DemoData>): string {
+  return `<form method="post" action="/logout">${csrfField(session)}<button type="submit">Log out</button></form>`
 }
 
 function page(title: string, body: string): string {
@@ -107,6 +121,7 @@ function page(title: string, body: string): string {
   input { display: block; width: 100%; padding: .5rem; font: inherit; border: 1px solid #9aa3b5; border-radius: 6px; }
   button { padding: .5rem 1.25rem; font: inherit; border: 0; border-radius: 6px; background: #2f5bd3; color: white; cursor: pointer; }
   .error { color: #a51d2d; } .hint { color: #5c6478; font-size: .9rem; }
+  .notice { background: #e7f0ff; border-left: 4px solid #2f5bd3; padding: .5rem .75rem; }
 </style>
 </head>
 <body>

@@ -14,6 +14,7 @@ export type SessionErrorCode =
   | 'ERR_SESSION_DATA'
   | 'ERR_SESSION_CONFLICT'
   | 'ERR_SESSION_DESTROYED'
+  | 'ERR_SESSION_CSRF'
 
 /** Base class of every tessera error. */
 export class SessionError extends Error {
@@ -75,6 +76,21 @@ export class SessionDestroyedError extends SessionError {
   override readonly status = 409
 }
 
+/**
+ * A state-changing request failed the CSRF check: no token, a token not made for this session, or an
+ * `Origin`/`Sec-Fetch-Site` showing another site sent it. `reason` says which.
+ */
+export class CsrfError extends SessionError {
+  override readonly code = 'ERR_SESSION_CSRF' as const
+  override readonly status = 403
+  readonly reason: 'missing-token' | 'invalid-token' | 'cross-site'
+
+  constructor(reason: CsrfError['reason'], message: string) {
+    super(message)
+    this.reason = reason
+  }
+}
+
 /** Union of every concrete error class, so `switch (err.code)` narrows. */
 export type AnySessionError =
   | SessionConfigError
@@ -84,6 +100,7 @@ export type AnySessionError =
   | SessionDataError
   | SessionConflictError
   | SessionDestroyedError
+  | CsrfError
 
 /** True when `value` is an error thrown by tessera. Compares codes, never messages. */
 export function isSessionError(value: unknown): value is AnySessionError {

@@ -7,8 +7,10 @@
  *
  * @module
  */
+export { CSRF_FIELD, CSRF_HEADER, type CsrfOptions, type CsrfRequest, checkCsrf } from './csrf.js'
 export {
   type AnySessionError,
+  CsrfError,
   isSessionError,
   SessionCommittedError,
   SessionConfigError,

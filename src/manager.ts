@@ -346,7 +346,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const now = this.#clock()
     const setCookie: string[] = []
     if (state.loaded === undefined) {
-      const worthKeeping = Object.keys(state.data).length > 0 || state.meta.userId !== undefined
+      const { userId, csrfSecret } = state.meta
+      const worthKeeping =
+        Object.keys(state.data).length > 0 || userId !== undefined || csrfSecret !== undefined
       if (worthKeeping || this.#saveUninitialized) {
         const { id, expiresAt } = await this.#create(state, now)
         setCookie.push(this.#cookieFor(id, expiresAt, now, state.transport))
@@ -437,6 +439,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.loaded = undefined
     state.id = undefined
     state.clearCookie = true
+    // CSRF tokens handed out under the old ID must not work under the new one (a planted pre-login token).
+    const { csrfSecret: _retired, ...meta } = state.meta
+    state.meta = meta
   }
 
   async #login(state: SessionState, userId: string): Promise<void> {

@@ -14,6 +14,8 @@ export interface SessionMeta {
   /** The client as seen at login, for "your devices" lists. Coarse facts only, never used for authentication. */
   readonly userAgent?: string
   readonly ip?: string
+  /** Per-session secret behind the CSRF tokens; replaced whenever the session ID is. */
+  readonly csrfSecret?: string
 }
 
 export interface Payload {
@@ -29,6 +31,7 @@ interface Wire {
   t?: number
   ua?: string
   ip?: string
+  k?: string
   d: Record<string, unknown>
 }
 
@@ -45,6 +48,7 @@ export function serializePayload(meta: SessionMeta, data: Record<string, unknown
     if (meta.userAgent !== undefined) wire.ua = meta.userAgent
     if (meta.ip !== undefined) wire.ip = meta.ip
   }
+  if (meta.csrfSecret !== undefined) wire.k = meta.csrfSecret
   return JSON.stringify(wire)
 }
 
@@ -62,9 +66,16 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     return undefined
   }
   if (!isPlainObject(wire) || wire.v !== 1) return undefined
-  const { c, a, d, u, t, ua, ip } = wire
+  const { c, a, d, u, t, ua, ip, k } = wire
   if (!isTimestamp(c) || !isTimestamp(a) || !isPlainObject(d) || depthExceeds(d, MAX_DEPTH)) return undefined
-  if (!isOptional(u, 'string') || !isOptional(ua, 'string') || !isOptional(ip, 'string')) return undefined
+  if (
+    !isOptional(u, 'string') ||
+    !isOptional(ua, 'string') ||
+    !isOptional(ip, 'string') ||
+    !isOptional(k, 'string')
+  ) {
+    return undefined
+  }
   if (t !== undefined && !isTimestamp(t)) return undefined
   const meta: SessionMeta = {
     createdAt: c,
@@ -73,6 +84,7 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     ...(typeof t === 'number' && { authenticatedAt: t }),
     ...(typeof ua === 'string' && { userAgent: ua }),
     ...(typeof ip === 'string' && { ip }),
+    ...(typeof k === 'string' && { csrfSecret: k }),
   }
   return { meta, data: d }
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { SessionCommittedError, SessionDataError } from './errors.js'
+import { hmacSha256, randomToken, safeEqual } from './internal/crypto.js'
 import { FORBIDDEN_KEYS, type SessionMeta } from './payload.js'
 
 /** The record a session was loaded from, as the manager needs it for a conditional write. */
@@ -217,6 +218,34 @@ export class Session<Data extends object = Record<string, unknown>> {
    */
   async destroy(): Promise<void> {
     await this.#controller.destroy(this.#writable())
+  }
+
+  /**
+   * A token to put in every form (`<input type="hidden" name="_csrf">`) or `X-CSRF-Token` header of a
+   * state-changing request, checked by {@link verifyCsrfToken} or the adapters' CSRF middleware. Each call
+   * gives a different string (a fresh random mask, against BREACH-style compression attacks); all of them
+   * stay valid until the session's ID changes (`regenerate()`, `login()`, `destroy()`).
+   *
+   * The first call on a new session stores it, so an anonymous login form is protected too.
+   */
+  csrfToken(): string {
+    const state = this.#writable()
+    let secret = state.meta.csrfSecret
+    if (secret === undefined) {
+      secret = randomToken(32)
+      state.meta = { ...state.meta, csrfSecret: secret }
+    }
+    const nonce = randomToken(16)
+    return `${nonce}.${hmacSha256(new TextEncoder().encode(secret), `csrf:${nonce}`)}`
+  }
+
+  /** True when `token` came from {@link csrfToken} on this session (under its current ID). Constant-time. */
+  verifyCsrfToken(token: unknown): boolean {
+    const secret = stateOf(this).meta.csrfSecret
+    if (secret === undefined || typeof token !== 'string' || token.length !== 66) return false
+    const [nonce, mac] = token.split('.')
+    if (nonce === undefined || mac === undefined || nonce.length !== 22) return false
+    return safeEqual(hmacSha256(new TextEncoder().encode(secret), `csrf:${nonce}`), mac)
   }
 
   /** Refreshes the idle deadline in this response even if the touch interval has not passed. */

@@ -9,7 +9,7 @@ import { StoreError } from '../errors.js'
 import { createSessionManager } from '../manager.js'
 import type { Store } from '../store.js'
 import { MemoryStore } from '../stores/memory.js'
-import { session } from './express.js'
+import { csrf, session } from './express.js'
 
 const servers: Server[] = []
 after(() => {
@@ -110,3 +110,62 @@ for (const [version, express] of [
     })
   })
 }
+
+describe('Express csrf() middleware', () => {
+  async function appWithCsrf() {
+    const sessions = createSessionManager({
+      store: new MemoryStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+      cookie: { secure: 'auto' },
+    })
+    const application = express5()
+    application.use(session(sessions), express5.urlencoded({ extended: false }), csrf())
+    application.get('/form', (req, res) => {
+      res.send(req.session.csrfToken())
+    })
+    application.post('/transfer', (_req, res) => {
+      res.send('done')
+    })
+    application.use(
+      (
+        error: { status?: number; reason?: string },
+        _req: unknown,
+        res: { status(n: number): { send(b: string): void } },
+        _next: unknown,
+      ) => {
+        res.status(error.status ?? 500).send(error.reason ?? 'error')
+      },
+    )
+    return listen(application)
+  }
+
+  it('accepts a form post carrying the token from the form, and refuses one without it (403)', async () => {
+    const url = await appWithCsrf()
+    const form = await fetch(`${url}/form`)
+    const cookie = cookieOf(form)!
+    const token = await form.text()
+    const ok = await fetch(`${url}/transfer`, {
+      method: 'POST',
+      headers: { cookie },
+      body: new URLSearchParams({ _csrf: token }),
+    })
+    assert.deepEqual([ok.status, await ok.text()], [200, 'done'])
+    const header = await fetch(`${url}/transfer`, {
+      method: 'POST',
+      headers: { cookie, 'x-csrf-token': token },
+    })
+    assert.equal(header.status, 200)
+    const missing = await fetch(`${url}/transfer`, {
+      method: 'POST',
+      headers: { cookie },
+      body: new URLSearchParams({}),
+    })
+    assert.deepEqual([missing.status, await missing.text()], [403, 'missing-token'])
+    const crossSite = await fetch(`${url}/transfer`, {
+      method: 'POST',
+      headers: { cookie, 'sec-fetch-site': 'cross-site' },
+      body: new URLSearchParams({ _csrf: token }),
+    })
+    assert.deepEqual([crossSite.status, await crossSite.text()], [403, 'cross-site'])
+  })
+})

@@ -17,10 +17,12 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { CSRF_FIELD, type CsrfOptions, checkCsrf } from '../csrf.js'
+import { SessionConfigError } from '../errors.js'
 import type { RegisteredData } from '../index.js'
 import type { SessionManager } from '../manager.js'
 import type { Session } from '../session.js'
-import { holdUntilCommitted, loadSession } from './node.js'
+import { csrfRequestOf, holdUntilCommitted, loadSession } from './node.js'
 
 declare global {
   namespace Express {
@@ -53,5 +55,28 @@ export function session<Data extends object>(manager: SessionManager<Data>): Ses
       holdUntilCommitted(res, () => manager.commit(loaded), next)
       next()
     }, next)
+  }
+}
+
+/**
+ * CSRF protection: requests other than GET, HEAD, OPTIONS and TRACE must carry a token from
+ * `req.session.csrfToken()` in the `_csrf` form field (parse the body first, e.g. `express.urlencoded()`) or
+ * the `X-CSRF-Token` header, and must not come from another site according to `Origin` or `Sec-Fetch-Site`.
+ * A failure goes to `next(err)` as a `CsrfError` (status 403). Mount it after {@link session}.
+ *
+ * @example
+ * app.use(session(sessions), express.urlencoded({ extended: false }), csrf())
+ * app.get('/form', (req, res) => res.send(`<input type="hidden" name="_csrf" value="${req.session.csrfToken()}">`))
+ */
+export function csrf(options: CsrfOptions = {}): SessionMiddleware {
+  return (req, _res, next) => {
+    const { session: current, body } = req as IncomingMessage & { session?: Session<object>; body?: unknown }
+    if (current === undefined) {
+      next(new SessionConfigError('csrf() needs req.session: mount session(manager) before it'))
+      return
+    }
+    const field =
+      typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[CSRF_FIELD] : undefined
+    next(checkCsrf(current, csrfRequestOf(req, field), options))
   }
 }

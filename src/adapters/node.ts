@@ -16,6 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { TLSSocket } from 'node:tls'
+import { CSRF_HEADER, type CsrfRequest } from '../csrf.js'
 import { isSessionError, SessionCommittedError } from '../errors.js'
 import type { CommitResult, SessionManager, SessionRequest } from '../manager.js'
 import type { Session } from '../session.js'
@@ -31,6 +32,29 @@ export function sessionRequestOf(req: IncomingMessage): SessionRequest {
     ip: req.socket.remoteAddress,
     forwardedFor: req.headers['x-forwarded-for'],
   }
+}
+
+/**
+ * What `checkCsrf()` needs about `req`. `token` is the token your body parser found in the form; without
+ * one, the `X-CSRF-Token` header is used.
+ *
+ * @example
+ * const failure = checkCsrf(session, csrfRequestOf(req, form.get('_csrf')))
+ * if (failure) throw failure // 403
+ */
+export function csrfRequestOf(req: IncomingMessage, token?: unknown): CsrfRequest {
+  const header = req.headers[CSRF_HEADER]
+  return {
+    method: req.method ?? 'GET',
+    token: token ?? (Array.isArray(header) ? header[0] : header),
+    origin: req.headers.origin,
+    secFetchSite: firstHeader(req.headers['sec-fetch-site']),
+    host: req.headers.host,
+  }
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value
 }
 
 /**

@@ -50,7 +50,12 @@ describe('the demo process on SQLite', () => {
     const env = { SESSION_SECRET: 'vN3kQ8xT2mW9pL4rJ7cH1sF6gB0dY5zE-aU_iOqXtK' }
     const first = await startDemo(env)
     const browser = new Browser(first.origin)
-    assert.equal((await browser.post('/login', { username: 'rasmus', password: 'default' })).status, 303)
+    const form = await (await browser.fetch('/')).text()
+    const _csrf = /name="_csrf" value="([^"]+)"/.exec(form)![1]!
+    assert.equal(
+      (await browser.post('/login', { username: 'rasmus', password: 'default', _csrf })).status,
+      303,
+    )
     assert.match(await (await browser.fetch('/profile')).text(), /Welcome, rasmus!/)
     await stop(first.child)
 

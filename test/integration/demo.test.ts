@@ -24,8 +24,21 @@ async function start(secrets: string[]): Promise<{ origin: string; sessions: Ses
   return { origin: `http://localhost:${(server.address() as AddressInfo).port}`, sessions }
 }
 
-async function logIn(browser: Browser): Promise<Response> {
-  return browser.post('/login', { username: 'rasmus', password: 'default' })
+/** The CSRF token of the first form on `path`, as a browser would submit it. */
+async function formToken(browser: Browser, path = '/'): Promise<string> {
+  const html = await (await browser.fetch(path)).text()
+  const match = /name="_csrf" value="([^"]+)"/.exec(html)
+  assert.ok(match, `no CSRF field on ${path}`)
+  return match[1]!
+}
+
+async function logIn(browser: Browser, password = 'default'): Promise<Response> {
+  const _csrf = await formToken(browser)
+  return browser.post('/login', { username: 'rasmus', password, _csrf })
+}
+
+async function logOut(browser: Browser): Promise<Response> {
+  return browser.post('/logout', { _csrf: await formToken(browser, '/profile') })
 }
 
 describe('the login demo over HTTP', () => {
@@ -47,13 +60,13 @@ describe('the login demo over HTTP', () => {
     assert.equal(login.headers.get('location'), '/profile')
     const profile = await browser.fetch('/profile')
     assert.equal(profile.status, 200)
-    assert.match(await profile.text(), /Welcome, rasmus!/)
-    assert.match(
-      await (await browser.fetch('/profile')).text(),
-      /Welcome, rasmus!/,
-      'still logged in on reload',
-    )
-    const logout = await browser.post('/logout')
+    const html = await profile.text()
+    assert.match(html, /Welcome, rasmus!/)
+    assert.match(html, /Logged in as rasmus\./, 'the flash message after login')
+    const reload = await (await browser.fetch('/profile')).text()
+    assert.match(reload, /Welcome, rasmus!/, 'still logged in on reload')
+    assert.doesNotMatch(reload, /Logged in as/, 'the flash message is shown once')
+    const logout = await logOut(browser)
     assert.equal(logout.status, 303)
     assert.equal(await browser.cookie('__Host-sid'), undefined, 'the browser dropped the cookie')
     assert.match(await (await browser.fetch('/profile')).text(), /Please log in first/)
@@ -62,6 +75,7 @@ describe('the login demo over HTTP', () => {
   it('sends the session cookie HttpOnly, Secure, SameSite=Lax, Path=/ under the __Host- prefix', async () => {
     const login = await logIn(new Browser(origin))
     const header = login.headers.getSetCookie()[0]!
+    assert.equal(login.headers.get('cache-control'), 'no-store')
     assert.match(
       header,
       /^__Host-sid=[\w-]{43}\.[\w-]{43}; Max-Age=1800; Path=\/; Secure; HttpOnly; SameSite=Lax$/,
@@ -70,17 +84,31 @@ describe('the login demo over HTTP', () => {
 
   it('refuses a wrong password without creating a session', async () => {
     const browser = new Browser(origin)
-    const response = await browser.post('/login', { username: 'rasmus', password: 'wrong' })
+    const response = await logIn(browser, 'wrong')
     assert.equal(response.status, 401)
     assert.equal(response.headers.getSetCookie().length, 0)
+    assert.match(await (await browser.fetch('/profile')).text(), /Please log in first/)
   })
 
-  it('sends no Set-Cookie to a visitor who never logs in', async () => {
+  it('sends no Set-Cookie to a visitor on pages that do not use the session', async () => {
     const browser = new Browser(origin)
-    for (const path of ['/', '/profile', '/']) {
+    for (const path of ['/profile', '/profile', '/missing']) {
       assert.deepEqual((await browser.fetch(path)).headers.getSetCookie(), [])
     }
-    assert.deepEqual((await browser.post('/logout')).headers.getSetCookie(), [])
+  })
+
+  it('refuses a form post without its CSRF token (403) and keeps the user logged in', async () => {
+    const browser = new Browser(origin)
+    await logIn(browser)
+    const forged = await browser.post('/logout')
+    assert.equal(forged.status, 403)
+    assert.match(await (await browser.fetch('/profile')).text(), /Welcome, rasmus!/)
+    const crossSite = await browser.fetch('/logout', {
+      method: 'POST',
+      headers: { origin: 'https://evil.example' },
+      body: new URLSearchParams({ _csrf: await formToken(browser, '/profile') }),
+    })
+    assert.equal(crossSite.status, 403)
   })
 
   it('treats a tampered cookie as logged out and never adopts it', async () => {
@@ -98,16 +126,13 @@ describe('the login demo over HTTP', () => {
 
   it('leaves the pre-login ID dead after login regenerates it (session fixation)', async () => {
     const browser = new Browser(origin)
-    const planted = await start([SECRET_OLD]) // same store: an attacker's own anonymous session
-    const attacker = new Browser(planted.origin)
-    // An anonymous session only exists once written; the demo writes nothing before login, so plant one by hand.
-    const anon = await planted.sessions.load({ cookie: undefined, host: 'localhost' })
-    ;(anon as unknown as { set(k: string, v: string): void }).set('userId', 'nobody')
-    const fixed = (await planted.sessions.commit(anon)).setCookie[0]!.split(';')[0]!
-    await browser.setCookie('__Host-sid', fixed.slice(fixed.indexOf('=') + 1))
-    await attacker.setCookie('__Host-sid', fixed.slice(fixed.indexOf('=') + 1))
+    const attacker = new Browser(origin)
+    // The attacker opens the login page, gets an anonymous session, and plants its cookie in the victim's browser.
+    await formToken(attacker)
+    const fixed = (await attacker.cookie('__Host-sid'))!
+    await browser.setCookie('__Host-sid', fixed)
     await logIn(browser)
-    assert.notEqual(await browser.cookie('__Host-sid'), fixed.slice(fixed.indexOf('=') + 1))
+    assert.notEqual(await browser.cookie('__Host-sid'), fixed)
     assert.match(await (await attacker.fetch('/profile')).text(), /Please log in first/)
   })
 
