@@ -22,6 +22,12 @@ export {
   SessionTooLargeError,
   StoreError,
 } from './errors.js'
+export {
+  type RejectionReason,
+  type SessionEventListener,
+  type SessionEventName,
+  type SessionEvents,
+} from './events.js'
 export { generateSessionId } from './id.js'
 export {
   type CommitResult,

@@ -860,3 +860,111 @@ describe('read-once values and recent authentication', () => {
     assert.equal((await request(manager, undefined)).session.authenticatedWithin(15 * 60_000), false)
   })
 })
+
+describe('hardening', () => {
+  it('counts repeated copies of one cookie once, so padding cannot push the real one out of view', async () => {
+    const { manager } = setup()
+    const attacker = (await request(manager, undefined, (s) => s.set('userId', 'mallory'))).cookie!
+    const victim = (await request(manager, undefined, (s) => s.set('userId', 'alice'))).cookie!
+    const padded = `${attacker}; ${attacker}; ${attacker}; ${attacker}; ${victim}`
+    assert.equal((await request(manager, padded)).session.isNew, true, 'two distinct live sessions: neither')
+    assert.equal(
+      (await request(manager, `${victim}; ${victim}; ${victim}; ${victim}; ${victim}`)).session.get('userId'),
+      'alice',
+    )
+  })
+
+  it('fails closed on more than four distinct same-named cookies, without a store call', async () => {
+    const { manager, spy } = setup()
+    const victim = (await request(manager, undefined, (s) => s.set('userId', 'alice'))).cookie!
+    spy.reset()
+    const name = manager.cookieName
+    const noise = [1, 2, 3, 4].map((n) => `${name}=junk${n}`).join('; ')
+    assert.equal((await request(manager, `${noise}; ${victim}`)).session.isNew, true)
+    assert.equal(spy.count('get'), 0)
+  })
+
+  it('drops prototype keys spelled with JSON escapes when loading', async () => {
+    const { manager, memory, clock } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    const key = sha256Hex(idOf(cookie!))
+    const current = (await memory.get(key, clock.now()))!
+    const poisoned = current.data.replace('"d":{', '"d":{"__proto\\u005f_":{"isAdmin":true},')
+    await memory.update(
+      key,
+      { ...current, data: poisoned, version: current.version + 1 },
+      current.version,
+      clock.now(),
+    )
+    const { session } = await request(manager, cookie)
+    const copy = Object.assign(
+      {},
+      ...session.keys().map((k) => ({ [k]: (session as unknown as { get(k: string): unknown }).get(k) })),
+    )
+    assert.equal(copy.isAdmin, undefined)
+    assert.deepEqual(session.keys(), ['visits'])
+  })
+})
+
+describe('events', () => {
+  it('reports the lifecycle with handles, never raw IDs', async () => {
+    const { manager, clock } = setup()
+    const seen: [string, unknown][] = []
+    for (const name of ['created', 'saved', 'touched', 'regenerated', 'loggedIn', 'destroyed'] as const) {
+      manager.on(name, (event) => seen.push([name, event]))
+    }
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    const { cookie: second } = await request(manager, cookie, (s) => s.set('visits', 2))
+    clock.advance(2 * 60_000)
+    await request(manager, second)
+    const { cookie: third } = await request(manager, second, (s) => s.regenerate())
+    const { cookie: fourth } = await request(manager, third, (s) => s.login('alice'))
+    await request(manager, fourth, (s) => s.destroy())
+    assert.deepEqual(
+      seen.map(([name]) => name),
+      ['created', 'saved', 'touched', 'regenerated', 'created', 'loggedIn', 'created', 'destroyed'],
+    )
+    const text = JSON.stringify(seen)
+    for (const c of [cookie, second, third, fourth])
+      assert.ok(!text.includes(idOf(c!)), 'no raw ID in any event')
+    assert.match(String((seen[0]![1] as { session: string }).session), /^[0-9a-f]{16}$/)
+  })
+
+  it('says why a cookie was rejected: malformed, bad signature, unknown, duplicate', async () => {
+    const { manager, clock } = setup()
+    const reasons: string[] = []
+    manager.on('rejected', ({ reason }) => reasons.push(reason))
+    const name = manager.cookieName
+    const live = (await request(manager, undefined, (s) => s.set('visits', 1))).cookie!
+    const other = (await request(manager, undefined, (s) => s.set('visits', 1))).cookie!
+    const gone = (await request(manager, undefined, (s) => s.set('visits', 1))).cookie!
+    await request(manager, gone, (s) => s.destroy())
+    const value = live.slice(live.indexOf('=') + 1)
+    await request(manager, `${name}=garbage`)
+    await request(manager, `${name}=${value.slice(0, -1)}${value.endsWith('A') ? 'B' : 'A'}`)
+    await request(manager, gone)
+    await request(manager, `${live}; ${other}`)
+    clock.advance(manager.idleTimeout + 1)
+    await request(manager, live)
+    // Stores never return expired records, so an expired session reads as unknown unless a store lags behind.
+    assert.deepEqual(reasons, ['malformed', 'bad-signature', 'unknown', 'duplicate', 'unknown'])
+  })
+
+  it('reports store errors and conflicts, and survives a throwing listener', async () => {
+    const { manager, warnings } = setup()
+    const conflicts: number[] = []
+    manager.on('conflict', ({ attempt }) => conflicts.push(attempt))
+    manager.on('conflict', () => {
+      throw new Error('listener bug')
+    })
+    const { cookie } = await request(manager, undefined, (s) => s.set('a', 0))
+    const first = await manager.load({ cookie })
+    const second = await manager.load({ cookie })
+    first.set('a', 1)
+    second.set('b', 1)
+    await manager.commit(first)
+    await manager.commit(second)
+    assert.deepEqual(conflicts, [1])
+    assert.equal(warnings[0]?.code, 'TESSERA_LISTENER_ERROR')
+  })
+})

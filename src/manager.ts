@@ -21,6 +21,13 @@ import {
   SessionTooLargeError,
   StoreError,
 } from './errors.js'
+import {
+  type RejectionReason,
+  SessionEventEmitter,
+  type SessionEventListener,
+  type SessionEventName,
+  sessionHandle,
+} from './events.js'
 import { assertStrongGenerator, generateSessionId, isWellFormedId } from './id.js'
 import { sha256Hex } from './internal/crypto.js'
 import { type Payload, parsePayload, type SessionMeta, serializePayload } from './payload.js'
@@ -105,7 +112,10 @@ export interface SessionManagerOptions {
 
 /** A configuration problem noticed at run time, with the fix in its message. */
 export interface SessionWarning {
-  readonly code: 'TESSERA_SECURE_COOKIE_OVER_HTTP' | 'TESSERA_FORWARDED_PROTO_IGNORED'
+  readonly code:
+    | 'TESSERA_SECURE_COOKIE_OVER_HTTP'
+    | 'TESSERA_FORWARDED_PROTO_IGNORED'
+    | 'TESSERA_LISTENER_ERROR'
   readonly message: string
 }
 
@@ -160,7 +170,8 @@ const DEFAULTS = {
 } as const
 
 const MAX_TIMEOUT = 400 * 24 * 60 * 60_000 // browsers cap cookie lifetime at 400 days (RFC 6265bis §5.5)
-const MAX_CANDIDATES = 4 // duplicate session cookies examined per request; more is an attack, not a browser
+const MAX_CANDIDATES = 4 // distinct same-named session cookies examined per request; more is an attack
+const SIGNED_SHAPE = /^[A-Za-z0-9_-]{22,256}\.[A-Za-z0-9_-]{43}$/
 
 /**
  * Creates a session manager. `Data` types what the session holds.
@@ -203,6 +214,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #warn: (warning: SessionWarning) => void
   readonly #warned = new Set<SessionWarning['code']>()
   readonly #controller: SessionController
+  readonly #events: SessionEventEmitter
 
   constructor(options: SessionManagerOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -247,6 +259,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     this.#trustProxy = options.trustProxy ?? false
     this.#clock = options.clock ?? Date.now
     this.#warn = options.onWarning ?? emitWarning
+    this.#events = new SessionEventEmitter((error) =>
+      this.#warn({
+        code: 'TESSERA_LISTENER_ERROR',
+        message: `tessera: an event listener threw: ${error instanceof Error ? error.message : String(error)}`,
+      }),
+    )
     if (options.generateId !== undefined) assertStrongGenerator(options.generateId)
     this.#generateId = options.generateId ?? generateSessionId
 
@@ -291,22 +309,42 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 
     // Several cookies of one name happen (an old Path, cookie tossing from a sibling subdomain): only verified
     // ones count, and if more than one verified ID is live the request gets nothing (fail closed).
+    // Distinct values only, and fail closed past a small number: browsers send at most a few same-named
+    // cookies (one per Path/Domain); a long list is an attempt to push a valid one out of view.
+    const distinct = [...new Set(candidates)]
+    if (distinct.length > MAX_CANDIDATES) {
+      this.#events.emit('rejected', { reason: 'duplicate' })
+      return this.#fresh(now, transport, true)
+    }
     const verified = new Map<string, boolean>()
-    for (const candidate of candidates.slice(0, MAX_CANDIDATES)) {
+    let reason: RejectionReason = 'malformed'
+    for (const candidate of distinct) {
       const unsigned = this.#signer.unsign(candidate)
       if (unsigned !== undefined && isWellFormedId(unsigned.value)) {
         verified.set(unsigned.value, (verified.get(unsigned.value) ?? false) || unsigned.renew)
+      } else if (SIGNED_SHAPE.test(candidate)) {
+        reason = 'bad-signature'
       }
     }
     let found: { id: string; renew: boolean; key: string; record: StoreRecord; payload: Payload } | undefined
     for (const [id, renew] of verified) {
       const key = sha256Hex(id)
       const live = await this.#read(key, now)
-      if (live === undefined) continue
-      if (found !== undefined) return this.#fresh(now, transport, true)
+      if ('reason' in live) {
+        reason = live.reason
+        this.#events.emit('rejected', { reason, session: sessionHandle(key) })
+        continue
+      }
+      if (found !== undefined) {
+        this.#events.emit('rejected', { reason: 'duplicate', session: sessionHandle(key) })
+        return this.#fresh(now, transport, true)
+      }
       found = { id, renew, key, ...live }
     }
-    if (found === undefined) return this.#fresh(now, transport, true)
+    if (found === undefined) {
+      if (verified.size === 0) this.#events.emit('rejected', { reason })
+      return this.#fresh(now, transport, true)
+    }
 
     const state: SessionState = {
       id: found.id,
@@ -384,8 +422,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (text === loaded.raw) {
       const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
       if (!this.#rolling || !due || expiresAt <= loaded.expiresAt) return loaded.expiresAt
-      const live = await this.#call(() => this.store.touch(loaded.key, expiresAt, now))
-      return live ? expiresAt : loaded.expiresAt
+      const live = await this.#call('touch', () => this.store.touch(loaded.key, expiresAt, now))
+      if (!live) return loaded.expiresAt
+      this.#events.emit('touched', { session: sessionHandle(loaded.key), expiresAt })
+      return expiresAt
     }
     // A data write always carries the fresh idle deadline; `rolling` only decides whether reads refresh it too.
     const written = expiresAt
@@ -397,7 +437,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         version: expectedVersion + 1,
         userId: state.meta.userId,
       }
-      if (await this.#call(() => this.store.update(loaded.key, record, expectedVersion, now))) return written
+      if (await this.#call('update', () => this.store.update(loaded.key, record, expectedVersion, now))) {
+        this.#events.emit('saved', { session: sessionHandle(loaded.key), version: record.version })
+        return written
+      }
+      this.#events.emit('conflict', { session: sessionHandle(loaded.key), attempt: attempt + 1 })
       if (attempt >= this.#maxConflictRetries) {
         throw new SessionConflictError(
           `the session kept changing under concurrent requests; gave up after ${attempt + 1} attempts without overwriting`,
@@ -406,7 +450,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       // Spread the retries of many writers racing on one session, so each round lets someone through.
       await sleep(Math.random() * Math.min(64, 2 ** attempt))
       const current = await this.#read(loaded.key, now)
-      if (current === undefined) {
+      if ('reason' in current) {
         throw new SessionDestroyedError(
           'the session was destroyed by another request; its changes were dropped',
         )
@@ -425,7 +469,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const id = state.id ?? this.#generateId()
       const record: StoreRecord = { data: text, expiresAt, version: 1, userId: state.meta.userId }
-      if (await this.#call(() => this.store.create(sha256Hex(id), record, now))) return { id, expiresAt }
+      const key = sha256Hex(id)
+      if (await this.#call('create', () => this.store.create(key, record, now))) {
+        this.#events.emit('created', { session: sessionHandle(key) })
+        return { id, expiresAt }
+      }
       state.id = undefined
     }
     throw new StoreError(
@@ -434,18 +482,26 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   }
 
   async #regenerate(state: SessionState): Promise<void> {
+    const retired = await this.#retire(state)
+    this.#events.emit('regenerated', { session: retired })
+  }
+
+  // Deletes the record under the current ID at once and arranges for a new ID; resolves the retired handle.
+  async #retire(state: SessionState): Promise<string | undefined> {
     const loaded = state.loaded
-    if (loaded !== undefined) await this.#call(() => this.store.destroy(loaded.key))
+    if (loaded !== undefined) await this.#call('destroy', () => this.store.destroy(loaded.key))
     state.loaded = undefined
     state.id = undefined
     state.clearCookie = true
     // CSRF tokens handed out under the old ID must not work under the new one (a planted pre-login token).
     const { csrfSecret: _retired, ...meta } = state.meta
     state.meta = meta
+    return loaded === undefined ? undefined : sessionHandle(loaded.key)
   }
 
   async #login(state: SessionState, userId: string): Promise<void> {
-    await this.#regenerate(state)
+    const retired = await this.#retire(state)
+    this.#events.emit('loggedIn', { session: retired, userId })
     const now = this.#clock()
     const { userAgent, ip } = state.transport
     state.meta = {
@@ -468,7 +524,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const now = this.#clock()
     const currentKey = options.current === undefined ? undefined : stateOf(options.current).loaded?.key
     const sessions: UserSessionInfo[] = []
-    for (const { key, record } of await this.#call(() => this.store.listByUser(userId, now))) {
+    for (const { key, record } of await this.#call('listByUser', () => this.store.listByUser(userId, now))) {
       const payload = parsePayload(record.data, this.#maxDataBytes * 4)
       // A record whose payload names another user is not this user's, whatever the index says.
       if (payload === undefined || payload.meta.userId !== userId || record.expiresAt <= now) continue
@@ -497,7 +553,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    */
   async revokeSessions(userId: string, options: { except?: Session<Data> } = {}): Promise<number> {
     const exceptKey = options.except === undefined ? undefined : stateOf(options.except).loaded?.key
-    return this.#call(() => this.store.destroyByUser(userId, { exceptKey }))
+    return this.#call('destroyByUser', () => this.store.destroyByUser(userId, { exceptKey }))
   }
 
   /**
@@ -509,33 +565,42 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   async revokeSession(userId: string, handle: string): Promise<boolean> {
     if (!/^[0-9a-f]{64}$/.test(handle)) return false
     const live = await this.#read(handle, this.#clock())
-    if (live === undefined || live.payload.meta.userId !== userId) return false
-    await this.#call(() => this.store.destroy(handle))
+    if ('reason' in live || live.payload.meta.userId !== userId) return false
+    await this.#call('destroy', () => this.store.destroy(handle))
     return true
   }
 
   async #destroy(state: SessionState): Promise<void> {
-    await this.#regenerate(state)
+    const retired = await this.#retire(state)
+    this.#events.emit('destroyed', { session: retired })
     state.data = {}
     const now = this.#clock()
     state.meta = { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout }
   }
 
   // A live, well-formed record under `key`, or undefined. Garbage and expired records are deleted on the way.
-  async #read(key: string, now: number): Promise<{ record: StoreRecord; payload: Payload } | undefined> {
-    const record = await this.#call(() => this.store.get(key, now))
-    if (record === undefined || record === null) return undefined
+  async #read(
+    key: string,
+    now: number,
+  ): Promise<{ record: StoreRecord; payload: Payload } | { reason: 'unknown' | 'expired' | 'garbage' }> {
+    const record = await this.#call('get', () => this.store.get(key, now))
+    if (record === undefined || record === null) return { reason: 'unknown' }
     const payload = parsePayload(record.data, this.#maxDataBytes * 4)
-    const alive =
-      payload !== undefined &&
-      Number.isSafeInteger(record.version) &&
-      typeof record.expiresAt === 'number' &&
-      record.expiresAt > now &&
-      payload.meta.absoluteExpiresAt > now
-    if (alive) return { record, payload }
+    let reason: 'expired' | 'garbage' | undefined
+    if (
+      payload === undefined ||
+      !Number.isSafeInteger(record.version) ||
+      typeof record.expiresAt !== 'number'
+    ) {
+      reason = 'garbage'
+    } else if (record.expiresAt <= now || payload.meta.absoluteExpiresAt <= now) {
+      reason = 'expired'
+    } else {
+      return { record, payload }
+    }
     // Best effort: the session is dead either way, and a failed cleanup must not fail the request.
-    await this.#call(() => this.store.destroy(key)).catch(() => undefined)
-    return undefined
+    await this.#call('destroy', () => this.store.destroy(key)).catch(() => undefined)
+    return { reason }
   }
 
   #fresh(now: number, transport: Transport, cookiePresented: boolean): Session<Data> {
@@ -638,13 +703,29 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   }
 
   // Every store failure reaches the caller as a StoreError carrying the driver's error.
-  async #call<T>(operation: () => Promise<T>): Promise<T> {
+  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     try {
-      return await operation()
-    } catch (error) {
-      if (error instanceof StoreError) throw error
-      throw new StoreError('the session store failed', { cause: error })
+      return await run()
+    } catch (cause) {
+      const error =
+        cause instanceof StoreError
+          ? cause
+          : new StoreError(`the session store failed (${operation})`, { cause })
+      this.#events.emit('storeError', { operation, error })
+      throw error
     }
+  }
+
+  /**
+   * Subscribes to an event (`created`, `saved`, `touched`, `regenerated`, `loggedIn`, `destroyed`, `rejected`,
+   * `conflict`, `storeError`); returns a function that unsubscribes. Listeners run synchronously and must not
+   * throw (an error is reported as a warning and otherwise ignored).
+   *
+   * @example
+   * sessions.on('rejected', ({ reason }) => metrics.increment(`session_rejected_${reason}`))
+   */
+  on<E extends SessionEventName>(event: E, listener: SessionEventListener<E>): () => void {
+    return this.#events.on(event, listener)
   }
 }
 

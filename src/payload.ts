@@ -89,8 +89,14 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
   return { meta, data: d }
 }
 
+// A key can also be spelled with JSON escapes ("__proto\u005f_"), so any escape sends the text the slow way.
 function mayHoldForbiddenKey(text: string): boolean {
-  return text.includes('"__proto__"') || text.includes('"constructor"') || text.includes('"prototype"')
+  return (
+    text.includes('\\u') ||
+    text.includes('__proto__') ||
+    text.includes('constructor') ||
+    text.includes('prototype')
+  )
 }
 
 function dropForbiddenKeys(key: string, value: unknown): unknown {

@@ -215,3 +215,44 @@ describe('node:http adapter: caching headers', () => {
     assert.equal(response.headers.get('vary'), null)
   })
 })
+
+describe('node:http adapter: writeHead() forms', () => {
+  it('keeps every header of writeHead() given [name, value] pairs, with our cookie added', async () => {
+    const url = await serve(
+      withSession(manager(), (_req, res, session) => {
+        session.set('visits', 1)
+        res.writeHead(200, [
+          ['X-A', '1'],
+          ['Set-Cookie', 'b=2'],
+        ] as unknown as string[])
+        res.end('ok')
+      }),
+    )
+    const response = await fetch(url)
+    assert.deepEqual(
+      response.headers
+        .getSetCookie()
+        .map((c) => c.split('=')[0])
+        .sort(),
+      ['b', 'sid'],
+    )
+    assert.equal(response.headers.get('x-a'), '1')
+  })
+
+  it('answers through the error path, without crashing, when the held writeHead() is invalid', async () => {
+    const url = await serve(
+      withSession(manager(), (_req, res, session) => {
+        session.set('visits', 1)
+        res.writeHead(200, { 'X-Bad': 'line\nbreak' }).end('never')
+      }),
+    )
+    const originalError = console.error
+    console.error = () => undefined
+    try {
+      const response = await fetch(url)
+      assert.equal(response.status, 500)
+    } finally {
+      console.error = originalError
+    }
+  })
+})

@@ -132,14 +132,19 @@ export function holdUntilCommitted(
   const settle = (result: CommitResult) => {
     restore()
     let applied = false
-    for (const { name, args } of held) {
-      let replayed = args
-      if (!applied && !res.headersSent) {
-        if (name === 'writeHead') replayed = absorbHeaderArgument(res, args)
-        applyCommit(res, result)
-        applied = true
+    try {
+      for (const { name, args } of held) {
+        let replayed = args
+        if (!applied && !res.headersSent) {
+          if (name === 'writeHead') replayed = absorbHeaderArgument(res, args)
+          applyCommit(res, result)
+          applied = true
+        }
+        Reflect.apply(originals.get(name)!, res, replayed)
       }
-      Reflect.apply(originals.get(name)!, res, replayed)
+    } catch (error) {
+      // What Node would have thrown at the handler (an invalid header, say) goes to the error path instead.
+      onError(error)
     }
   }
   const hold = (name: Method) =>
@@ -179,8 +184,10 @@ function absorbHeaderArgument(res: ServerResponse, args: unknown[]): unknown[] {
   const headers = args[index]
   if (headers === undefined || headers === null || typeof headers !== 'object') return args
   const pairs: [string, unknown][] = []
-  if (Array.isArray(headers)) {
-    for (let i = 0; i + 1 < headers.length; i += 2) pairs.push([String(headers[i]), headers[i + 1]])
+  if (Array.isArray(headers) && Array.isArray(headers[0])) {
+    for (const pair of headers as unknown[][]) pairs.push([String(pair[0]), pair[1]]) // [[name, value], …]
+  } else if (Array.isArray(headers)) {
+    for (let i = 0; i + 1 < headers.length; i += 2) pairs.push([String(headers[i]), headers[i + 1]]) // flat
   } else {
     pairs.push(...Object.entries(headers))
   }
