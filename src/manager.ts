@@ -60,6 +60,20 @@ export interface SessionCookieOptions {
   priority?: 'Low' | 'Medium' | 'High'
 }
 
+/**
+ * Where the session token travels. Exactly one is read: a token arriving any other way is ignored.
+ * - `cookie` (default): the signed cookie described by `cookie`.
+ * - `header`: `Authorization: Bearer <token>` (or the raw value of another header), for APIs and mobile
+ *   clients. New tokens go out in the `Session-Token` response header and through `session.token()`.
+ * - `query`: a URL parameter, for clients that can do nothing else. IDs in URLs leak through logs, history
+ *   and `Referer`: responses get `Referrer-Policy: no-referrer`, tessera never rewrites your URLs, and the
+ *   manager warns at startup.
+ */
+export type SessionTransport =
+  | { readonly type: 'cookie' }
+  | { readonly type: 'header'; readonly name?: string }
+  | { readonly type: 'query'; readonly name?: string }
+
 /** Options of {@link createSessionManager}. */
 export interface SessionManagerOptions {
   /** Where sessions live: `MemoryStore` from 'tessera/memory', `SqliteStore` from 'tessera/sqlite', or your own. */
@@ -70,6 +84,8 @@ export interface SessionManagerOptions {
    */
   secrets: readonly Secret[]
   cookie?: SessionCookieOptions
+  /** How the token travels; see {@link SessionTransport}. @default { type: 'cookie' } */
+  transport?: SessionTransport
   /** Milliseconds without a request after which the session ends. @default 1_800_000 (30 minutes) */
   idleTimeout?: number
   /** Milliseconds after creation after which the session ends, however active. @default 43_200_000 (12 hours) */
@@ -116,6 +132,7 @@ export interface SessionWarning {
     | 'TESSERA_SECURE_COOKIE_OVER_HTTP'
     | 'TESSERA_FORWARDED_PROTO_IGNORED'
     | 'TESSERA_LISTENER_ERROR'
+    | 'TESSERA_URL_TRANSPORT'
   readonly message: string
 }
 
@@ -135,6 +152,10 @@ export interface SessionRequest {
   readonly ip?: string | undefined
   /** The `X-Forwarded-For` header; its first address replaces `ip` only with `trustProxy`. */
   readonly forwardedFor?: string | readonly string[] | undefined
+  /** Reads a request header by lower-case name: needed by the `header` transport. */
+  readonly header?: ((name: string) => string | undefined) | undefined
+  /** The request target (`/path?query`): needed by the `query` transport. */
+  readonly url?: string | undefined
 }
 
 /** One of a user's live sessions, as {@link SessionManager.listSessions} describes it. Never the session ID. */
@@ -159,6 +180,10 @@ export interface CommitResult {
   readonly cacheControl?: string | undefined
   /** Add to `Vary` for the same responses, so a shared cache keys them by the session cookie. */
   readonly vary?: string | undefined
+  /** Header and query transports: the new token to send in `Session-Token` ('' when the session ended). */
+  readonly token?: string | undefined
+  /** Query transport: `Referrer-Policy` for every response, so the URL's token never leaks to other sites. */
+  readonly referrerPolicy?: string | undefined
 }
 
 const DEFAULTS = {
@@ -170,6 +195,7 @@ const DEFAULTS = {
 } as const
 
 const MAX_TIMEOUT = 400 * 24 * 60 * 60_000 // browsers cap cookie lifetime at 400 days (RFC 6265bis §5.5)
+const MAX_TOKEN_LENGTH = 512 // a signed token is at most 300 characters; anything longer is not ours
 const MAX_CANDIDATES = 4 // distinct same-named session cookies examined per request; more is an attack
 const SIGNED_SHAPE = /^[A-Za-z0-9_-]{22,256}\.[A-Za-z0-9_-]{43}$/
 
@@ -215,6 +241,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #warned = new Set<SessionWarning['code']>()
   readonly #controller: SessionController
   readonly #events: SessionEventEmitter
+  readonly #transportOption: SessionTransport
 
   constructor(options: SessionManagerOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -268,6 +295,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (options.generateId !== undefined) assertStrongGenerator(options.generateId)
     this.#generateId = options.generateId ?? generateSessionId
 
+    this.#transportOption = validateTransport(options.transport ?? { type: 'cookie' })
+    if (this.#transportOption.type === 'query') {
+      this.#warnOnce(
+        'TESSERA_URL_TRANSPORT',
+        'session tokens in URLs leak through server logs, browser history and shared links; tessera sets Referrer-Policy: no-referrer and never rewrites URLs, but prefer the cookie or header transport wherever the client allows it.',
+      )
+    }
     const cookie = options.cookie ?? {}
     this.#cookie = {
       secure: cookie.secure ?? true,
@@ -291,6 +325,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       destroy: (state) => this.#destroy(state),
       login: (state, userId) => this.#login(state, userId),
       now: () => this.#clock(),
+      token: (state) => this.#token(state),
     }
   }
 
@@ -304,7 +339,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   async load(request: SessionRequest): Promise<Session<Data>> {
     const now = this.#clock()
     const transport = this.#transport(request)
-    const candidates = getCookieValues(request.cookie, this.cookieName)
+    const candidates = this.#candidates(request)
     if (candidates.length === 0) return this.#fresh(now, transport, false)
 
     // Several cookies of one name happen (an old Path, cookie tossing from a sibling subdomain): only verified
@@ -360,6 +395,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       renewCookie: found.renew,
       clearCookie: false,
       forceTouch: false,
+      tokenIssued: false,
       accessed: false,
       committed: false,
       transport,
@@ -382,32 +418,62 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (state.committed) throw new SessionCommittedError('the session was already committed')
     state.committed = true
     const now = this.#clock()
-    const setCookie: string[] = []
+    // What to tell the client: a token (new ID, renewed signature or refreshed Max-Age), an ended session, or nothing.
+    let issue: { id: string; expiresAt: number } | 'end' | undefined
     if (state.loaded === undefined) {
       const { userId, csrfSecret } = state.meta
       const worthKeeping =
-        Object.keys(state.data).length > 0 || userId !== undefined || csrfSecret !== undefined
-      if (worthKeeping || this.#saveUninitialized) {
-        const { id, expiresAt } = await this.#create(state, now)
-        setCookie.push(this.#cookieFor(id, expiresAt, now, state.transport))
-      } else if (state.clearCookie && state.cookiePresented) {
-        setCookie.push(this.#clearingCookie(state.transport))
-      }
-      return this.#result(state, setCookie)
+        Object.keys(state.data).length > 0 ||
+        userId !== undefined ||
+        csrfSecret !== undefined ||
+        state.tokenIssued
+      if (worthKeeping || this.#saveUninitialized) issue = await this.#create(state, now)
+      else if (state.clearCookie && state.cookiePresented) issue = 'end'
+    } else {
+      const expiresAt = await this.#save(state, state.loaded, now)
+      const refreshed = expiresAt !== state.loaded.expiresAt && this.#cookie.persistent
+      if (refreshed || state.renewCookie) issue = { id: state.id!, expiresAt }
     }
-
-    const expiresAt = await this.#save(state, state.loaded, now)
-    if (expiresAt !== state.loaded.expiresAt && this.#cookie.persistent) {
-      setCookie.push(this.#cookieFor(state.id!, expiresAt, now, state.transport))
-    } else if (state.renewCookie) {
-      setCookie.push(this.#cookieFor(state.id!, expiresAt, now, state.transport))
-    }
-    return this.#result(state, setCookie)
+    return this.#result(state, issue, now)
   }
 
-  #result(state: SessionState, setCookie: string[]): CommitResult {
-    if (this.#cacheControl === false || (!state.accessed && setCookie.length === 0)) return { setCookie }
-    return { setCookie, cacheControl: this.#cacheControl, vary: 'Cookie' }
+  #result(
+    state: SessionState,
+    issue: { id: string; expiresAt: number } | 'end' | undefined,
+    now: number,
+  ): CommitResult {
+    const setCookie: string[] = []
+    let token: string | undefined
+    if (this.#transportOption.type === 'cookie') {
+      if (issue === 'end') setCookie.push(this.#clearingCookie(state.transport))
+      else if (issue !== undefined)
+        setCookie.push(this.#cookieFor(issue.id, issue.expiresAt, now, state.transport))
+    } else if (issue !== undefined) {
+      token = issue === 'end' ? '' : this.#signer.sign(issue.id)
+    }
+    const result: { -readonly [K in keyof CommitResult]: CommitResult[K] } = { setCookie }
+    if (token !== undefined) result.token = token
+    if (this.#transportOption.type === 'query') result.referrerPolicy = 'no-referrer'
+    const personal = state.accessed || setCookie.length > 0 || token !== undefined
+    if (this.#cacheControl !== false && personal) {
+      result.cacheControl = this.#cacheControl
+      const { type } = this.#transportOption
+      if (type !== 'query') result.vary = type === 'cookie' ? 'Cookie' : headerName(this.#transportOption)
+    }
+    return result
+  }
+
+  /** The signed token of `session`, issuing its ID now if it has none yet (the session is then stored). */
+  tokenOf(session: Session<Data>): string {
+    return this.#token(stateOf(session))
+  }
+
+  #token(state: SessionState): string {
+    if (state.id === undefined) {
+      state.id = this.#generateId()
+      state.tokenIssued = true
+    }
+    return this.#signer.sign(state.id)
   }
 
   // Writes a loaded session back if its data changed, or touches it if its idle deadline is due for a refresh.
@@ -469,6 +535,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     for (let attempt = 0; attempt < 3; attempt++) {
       const id = state.id ?? this.#generateId()
       const record: StoreRecord = { data: text, expiresAt, version: 1, userId: state.meta.userId }
+      state.id = id
       const key = sha256Hex(id)
       if (await this.#call('create', () => this.store.create(key, record, now))) {
         this.#events.emit('created', { session: sessionHandle(key) })
@@ -578,6 +645,24 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.meta = { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout }
   }
 
+  // The tokens the request presents through the configured transport, and only through it.
+  #candidates(request: SessionRequest): string[] {
+    const transport = this.#transportOption
+    if (transport.type === 'cookie') return getCookieValues(request.cookie, this.cookieName)
+    if (transport.type === 'header') {
+      const name = transport.name ?? 'authorization'
+      let value = request.header?.(name)?.trim()
+      if (value !== undefined && name === 'authorization') {
+        value = /^bearer /i.test(value) ? value.slice(7).trim() : undefined
+      }
+      return value === undefined || value === '' || value.length > MAX_TOKEN_LENGTH ? [] : [value]
+    }
+    const query = request.url === undefined ? -1 : request.url.indexOf('?')
+    if (query === -1 || request.url!.length > 16_384) return []
+    const values = new URLSearchParams(request.url!.slice(query + 1)).getAll(transport.name ?? 'sid')
+    return values.filter((value) => value !== '' && value.length <= MAX_TOKEN_LENGTH)
+  }
+
   // A live, well-formed record under `key`, or undefined. Garbage and expired records are deleted on the way.
   async #read(
     key: string,
@@ -613,6 +698,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       renewCookie: false,
       clearCookie: false,
       forceTouch: false,
+      tokenIssued: false,
       accessed: false,
       committed: false,
       transport,
@@ -757,6 +843,29 @@ function mergeChanges(
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function headerName(transport: SessionTransport): string {
+  return transport.type === 'header' ? (transport.name ?? 'authorization') : 'cookie'
+}
+
+function validateTransport(transport: SessionTransport): SessionTransport {
+  const valid =
+    transport !== null &&
+    typeof transport === 'object' &&
+    ['cookie', 'header', 'query'].includes(transport.type) &&
+    (transport.type === 'cookie' ||
+      transport.name === undefined ||
+      /^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(transport.name))
+  if (!valid) {
+    throw new SessionConfigError(
+      "transport must be { type: 'cookie' }, { type: 'header', name?: lower-case header name } or { type: 'query', name?: parameter }",
+    )
+  }
+  if (transport.type === 'header' && transport.name === 'cookie') {
+    throw new SessionConfigError("the header transport cannot read the Cookie header; use { type: 'cookie' }")
+  }
+  return transport
 }
 
 function validateCookie(name: string, cookie: SessionCookieOptions): void {

@@ -41,6 +41,8 @@ export interface SessionState {
   clearCookie: boolean
   /** Force an expiry refresh on commit, whatever the touch interval says. */
   forceTouch: boolean
+  /** The app asked for this new session's token, so it must be stored even if empty. */
+  tokenIssued: boolean
   /** The handler read the session, so the response depends on it and must not be cached for others. */
   accessed: boolean
   committed: boolean
@@ -53,6 +55,7 @@ export interface SessionController {
   destroy(state: SessionState): Promise<void>
   login(state: SessionState, userId: string): Promise<void>
   now(): number
+  token(state: SessionState): string
 }
 
 const states = new WeakMap<object, SessionState>()
@@ -246,6 +249,14 @@ export class Session<Data extends object = Record<string, unknown>> {
     const [nonce, mac] = token.split('.')
     if (nonce === undefined || mac === undefined || nonce.length !== 22) return false
     return safeEqual(hmacSha256(new TextEncoder().encode(secret), `csrf:${nonce}`), mac)
+  }
+
+  /**
+   * This session's signed token, for the header and query transports: return it from your login endpoint,
+   * or put it in the links you render. A new session is given its ID now, and is stored at commit.
+   */
+  token(): string {
+    return this.#controller.token(this.#writable())
   }
 
   /** Refreshes the idle deadline in this response even if the touch interval has not passed. */

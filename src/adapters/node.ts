@@ -31,6 +31,8 @@ export function sessionRequestOf(req: IncomingMessage): SessionRequest {
     userAgent: req.headers['user-agent'],
     ip: req.socket.remoteAddress,
     forwardedFor: req.headers['x-forwarded-for'],
+    header: (name) => firstHeader(req.headers[name]),
+    url: req.url,
   }
 }
 
@@ -97,6 +99,8 @@ type Method = 'writeHead' | 'write' | 'end' | 'flushHeaders'
  */
 export function applyCommit(res: ServerResponse, result: CommitResult): void {
   if (result.setCookie.length > 0) res.appendHeader('Set-Cookie', [...result.setCookie])
+  if (result.token !== undefined) res.setHeader('Session-Token', result.token)
+  if (result.referrerPolicy !== undefined) res.setHeader('Referrer-Policy', result.referrerPolicy)
   if (result.cacheControl !== undefined) res.setHeader('Cache-Control', result.cacheControl)
   if (result.vary !== undefined) {
     const vary = toList(res.getHeader('vary')).join(', ')
