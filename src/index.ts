@@ -22,11 +22,11 @@ export {
   SessionTooLargeError,
   StoreError,
 } from './errors.js'
-export {
-  type RejectionReason,
-  type SessionEventListener,
-  type SessionEventName,
-  type SessionEvents,
+export type {
+  RejectionReason,
+  SessionEventListener,
+  SessionEventName,
+  SessionEvents,
 } from './events.js'
 export { generateSessionId } from './id.js'
 export {
@@ -36,6 +36,7 @@ export {
   SessionManager,
   type SessionManagerOptions,
   type SessionRequest,
+  type SessionTransport,
   type SessionWarning,
   type UserSessionInfo,
 } from './manager.js'
