@@ -84,6 +84,14 @@ export interface SessionManagerOptions {
    */
   secrets: readonly Secret[]
   cookie?: SessionCookieOptions
+  /**
+   * Production checks: when true, an ephemeral store (MemoryStore), a cookie without Secure and the URL
+   * transport are refused at startup unless listed in `allowInProduction`.
+   * @default process.env.NODE_ENV === 'production'
+   */
+  production?: boolean
+  /** What to allow in production anyway, each an explicit, reviewable decision. */
+  allowInProduction?: { ephemeralStore?: boolean; insecureCookie?: boolean; urlTransport?: boolean }
   /** How the token travels; see {@link SessionTransport}. @default { type: 'cookie' } */
   transport?: SessionTransport
   /** Milliseconds without a request after which the session ends. @default 1_800_000 (30 minutes) */
@@ -320,6 +328,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         : 'sid')
     validateCookie(this.cookieName, this.#cookie)
     this.#signer = new CookieSigner(options.secrets, this.cookieName)
+    if (options.production ?? globalThis.process?.env?.NODE_ENV === 'production') {
+      checkProduction(this.store, this.#cookie.secure, this.#transportOption, options.allowInProduction ?? {})
+    }
     this.#controller = {
       regenerate: (state) => this.#regenerate(state),
       destroy: (state) => this.#destroy(state),
@@ -843,6 +854,29 @@ function mergeChanges(
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+function checkProduction(
+  store: Store,
+  secure: boolean | 'auto',
+  transport: SessionTransport,
+  allow: NonNullable<SessionManagerOptions['allowInProduction']>,
+): void {
+  if (store.ephemeral === true && allow.ephemeralStore !== true) {
+    throw new SessionConfigError(
+      'in production, sessions in an ephemeral store (MemoryStore) are lost on every restart and not shared between instances: use SqliteStore, PostgresStore or RedisStore, or set allowInProduction.ephemeralStore',
+    )
+  }
+  if (transport.type === 'cookie' && secure === false && allow.insecureCookie !== true) {
+    throw new SessionConfigError(
+      "in production, cookie.secure: false sends session cookies over plain HTTP: use true (or 'auto' behind a proxy with trustProxy), or set allowInProduction.insecureCookie",
+    )
+  }
+  if (transport.type === 'query' && allow.urlTransport !== true) {
+    throw new SessionConfigError(
+      'in production, the URL transport needs allowInProduction.urlTransport: tokens in URLs leak',
+    )
+  }
 }
 
 function headerName(transport: SessionTransport): string {

@@ -37,6 +37,12 @@ export interface KeyedStoreRecord {
  * from `expiresAt - now`, never from its own clock, so that the manager's clock stays the truth.
  */
 export interface Store {
+  /**
+   * True for a store that loses every session on restart and cannot be shared between processes (MemoryStore).
+   * The manager refuses one in production unless told otherwise.
+   */
+  readonly ephemeral?: boolean
+
   /** The live record under `key`, or undefined when it is missing or expired at `now`. */
   get(key: string, now: number): Promise<StoreRecord | undefined>
 

@@ -128,3 +128,37 @@ describe('transports', () => {
     }
   })
 })
+
+describe('production checks', () => {
+  it('refuses MemoryStore, an insecure cookie and the URL transport in production unless allowed', () => {
+    assert.throws(() => setup({ production: true }), /ephemeral store/)
+    assert.doesNotThrow(() => setup({ production: true, allowInProduction: { ephemeralStore: true } }))
+    const allowMemory = { ephemeralStore: true }
+    assert.throws(
+      () => setup({ production: true, allowInProduction: allowMemory, cookie: { secure: false } }),
+      /secure: false/,
+    )
+    assert.throws(
+      () => setup({ production: true, allowInProduction: allowMemory, transport: { type: 'query' } }),
+      SessionConfigError,
+    )
+    assert.doesNotThrow(() =>
+      setup({
+        production: true,
+        allowInProduction: { ...allowMemory, insecureCookie: true },
+        cookie: { secure: false },
+      }),
+    )
+  })
+
+  it('reads NODE_ENV=production by default', () => {
+    const previous = process.env.NODE_ENV
+    process.env.NODE_ENV = 'production'
+    try {
+      assert.throws(() => setup(), /ephemeral store/)
+    } finally {
+      if (previous === undefined) delete process.env.NODE_ENV
+      else process.env.NODE_ENV = previous
+    }
+  })
+})

@@ -75,6 +75,8 @@ const MAX_TIMER_DELAY = 2_147_483_647
  * @throws {SessionConfigError} when an option is out of range.
  */
 export class MemoryStore implements Store {
+  /** Sessions live in this process only: lost on restart, invisible to other instances. */
+  readonly ephemeral = true
   /** Key → entry. A Map iterates in insertion order, so re-inserting on use makes its first key the LRU. */
   readonly #entries = new Map<string, Entry>()
   /** userId → keys bound to that user. Kept exact on every write, eviction, expiry and destroy. */
