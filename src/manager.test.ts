@@ -575,7 +575,7 @@ describe('store failures', () => {
       get: (target, property) =>
         property === method
           ? async () => Promise.reject(new Error('ECONNREFUSED'))
-          : Reflect.get(target, property).bind(target),
+          : bound(target, property),
     })
   }
 
@@ -968,3 +968,9 @@ describe('events', () => {
     assert.equal(warnings[0]?.code, 'TESSERA_LISTENER_ERROR')
   })
 })
+
+// A store method bound to its store, or a plain property as is (proxies in these tests wrap real stores).
+function bound(target: object, property: string | symbol): unknown {
+  const value: unknown = Reflect.get(target, property)
+  return typeof value === 'function' ? value.bind(target) : value
+}

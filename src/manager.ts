@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { getCookieValues } from './cookie/parse.js'
+import { getCookieValues, parseCookies } from './cookie/parse.js'
 import {
   type CookieAttributes,
   isValidCookieName,
@@ -31,9 +31,11 @@ import {
 import { assertStrongGenerator, generateSessionId, isWellFormedId } from './id.js'
 import { sha256Hex } from './internal/crypto.js'
 import { type Payload, parsePayload, type SessionMeta, serializePayload } from './payload.js'
+import { Sealer } from './sealer.js'
 import { Session, type SessionController, type SessionState, stateOf, type Transport } from './session.js'
 import { CookieSigner, type Secret } from './signer.js'
 import type { Store, StoreRecord } from './store.js'
+import { type CookieStore, isCookieStore } from './stores/cookie.js'
 
 /** Cookie settings. Every default is the safe one; see the README's security section for why. */
 export interface SessionCookieOptions {
@@ -77,7 +79,7 @@ export type SessionTransport =
 /** Options of {@link createSessionManager}. */
 export interface SessionManagerOptions {
   /** Where sessions live: `MemoryStore` from 'tessera/memory', `SqliteStore` from 'tessera/sqlite', or your own. */
-  store: Store
+  store: Store | CookieStore
   /**
    * Signing secrets, newest first, each at least 32 random bytes. The first signs; all verify, so a secret can
    * be rotated in without logging anyone out, then dropped.
@@ -203,6 +205,7 @@ const DEFAULTS = {
 } as const
 
 const MAX_TIMEOUT = 400 * 24 * 60 * 60_000 // browsers cap cookie lifetime at 400 days (RFC 6265bis §5.5)
+const CHUNK_LENGTH = 3800 // a sealed chunk plus name and attributes stays under the 4096-byte cookie limit
 const MAX_TOKEN_LENGTH = 512 // a signed token is at most 300 characters; anything longer is not ours
 const MAX_CANDIDATES = 4 // distinct same-named session cookies examined per request; more is an attack
 const SIGNED_SHAPE = /^[A-Za-z0-9_-]{22,256}\.[A-Za-z0-9_-]{43}$/
@@ -227,7 +230,11 @@ export function createSessionManager<Data extends object = Record<string, unknow
 export class SessionManager<Data extends object = Record<string, unknown>> {
   /** The name of the session cookie. */
   readonly cookieName: string
-  readonly store: Store
+  /** The store given in the options. */
+  readonly store: Store | CookieStore
+  readonly #store: Store
+  /** Stateless mode: the session lives sealed in the cookie, and there is no server-side store. */
+  readonly #sealed: { readonly store: CookieStore; readonly sealer: Sealer } | undefined
   readonly idleTimeout: number
   readonly absoluteTimeout: number
   readonly #signer: CookieSigner
@@ -253,12 +260,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 
   constructor(options: SessionManagerOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
-    if (!isStore(options.store)) {
+    if (!isStore(options.store) && !isCookieStore(options.store)) {
       throw new SessionConfigError(
-        'store must implement the Store interface (get, create, update, touch, destroy…)',
+        'store must implement the Store interface (get, create, update, touch, destroy…) or be a CookieStore',
       )
     }
     this.store = options.store
+    this.#store = isCookieStore(options.store) ? NO_STORE : options.store
     this.idleTimeout = duration('idleTimeout', options.idleTimeout, DEFAULTS.idleTimeout)
     this.absoluteTimeout = duration('absoluteTimeout', options.absoluteTimeout, DEFAULTS.absoluteTimeout)
     this.#touchInterval = options.touchInterval ?? DEFAULTS.touchInterval
@@ -328,6 +336,17 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         : 'sid')
     validateCookie(this.cookieName, this.#cookie)
     this.#signer = new CookieSigner(options.secrets, this.cookieName)
+    if (isCookieStore(options.store)) {
+      if (this.#transportOption.type !== 'cookie') {
+        throw new SessionConfigError(
+          'a CookieStore keeps the session in the cookie: it needs the cookie transport',
+        )
+      }
+      const sealer = new Sealer(options.secrets, this.cookieName, options.store.signedOnly)
+      this.#sealed = { store: options.store, sealer }
+    } else {
+      this.#sealed = undefined
+    }
     if (options.production ?? globalThis.process?.env?.NODE_ENV === 'production') {
       checkProduction(this.store, this.#cookie.secure, this.#transportOption, options.allowInProduction ?? {})
     }
@@ -350,6 +369,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   async load(request: SessionRequest): Promise<Session<Data>> {
     const now = this.#clock()
     const transport = this.#transport(request)
+    if (this.#sealed !== undefined) return this.#loadSealed(this.#sealed, request, now, transport)
     const candidates = this.#candidates(request)
     if (candidates.length === 0) return this.#fresh(now, transport, false)
 
@@ -393,6 +413,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     }
 
     const state: SessionState = {
+      presentedChunks: [],
       id: found.id,
       loaded: {
         key: found.key,
@@ -429,6 +450,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (state.committed) throw new SessionCommittedError('the session was already committed')
     state.committed = true
     const now = this.#clock()
+    if (this.#sealed !== undefined) return this.#commitSealed(this.#sealed, state, now)
     // What to tell the client: a token (new ID, renewed signature or refreshed Max-Age), an ended session, or nothing.
     let issue: { id: string; expiresAt: number } | 'end' | undefined
     if (state.loaded === undefined) {
@@ -499,7 +521,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (text === loaded.raw) {
       const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
       if (!this.#rolling || !due || expiresAt <= loaded.expiresAt) return loaded.expiresAt
-      const live = await this.#call('touch', () => this.store.touch(loaded.key, expiresAt, now))
+      const live = await this.#call('touch', () => this.#store.touch(loaded.key, expiresAt, now))
       if (!live) return loaded.expiresAt
       this.#events.emit('touched', { session: sessionHandle(loaded.key), expiresAt })
       return expiresAt
@@ -514,7 +536,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         version: expectedVersion + 1,
         userId: state.meta.userId,
       }
-      if (await this.#call('update', () => this.store.update(loaded.key, record, expectedVersion, now))) {
+      if (await this.#call('update', () => this.#store.update(loaded.key, record, expectedVersion, now))) {
         this.#events.emit('saved', { session: sessionHandle(loaded.key), version: record.version })
         return written
       }
@@ -548,7 +570,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       const record: StoreRecord = { data: text, expiresAt, version: 1, userId: state.meta.userId }
       state.id = id
       const key = sha256Hex(id)
-      if (await this.#call('create', () => this.store.create(key, record, now))) {
+      if (await this.#call('create', () => this.#store.create(key, record, now))) {
         this.#events.emit('created', { session: sessionHandle(key) })
         return { id, expiresAt }
       }
@@ -567,7 +589,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   // Deletes the record under the current ID at once and arranges for a new ID; resolves the retired handle.
   async #retire(state: SessionState): Promise<string | undefined> {
     const loaded = state.loaded
-    if (loaded !== undefined) await this.#call('destroy', () => this.store.destroy(loaded.key))
+    if (loaded !== undefined && this.#sealed === undefined) {
+      await this.#call('destroy', () => this.#store.destroy(loaded.key))
+    }
     state.loaded = undefined
     state.id = undefined
     state.clearCookie = true
@@ -599,10 +623,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * @throws {StoreError} when the store fails.
    */
   async listSessions(userId: string, options: { current?: Session<Data> } = {}): Promise<UserSessionInfo[]> {
+    this.#needStore('listSessions')
     const now = this.#clock()
     const currentKey = options.current === undefined ? undefined : stateOf(options.current).loaded?.key
     const sessions: UserSessionInfo[] = []
-    for (const { key, record } of await this.#call('listByUser', () => this.store.listByUser(userId, now))) {
+    for (const { key, record } of await this.#call('listByUser', () => this.#store.listByUser(userId, now))) {
       const payload = parsePayload(record.data, this.#maxDataBytes * 4)
       // A record whose payload names another user is not this user's, whatever the index says.
       if (payload === undefined || payload.meta.userId !== userId || record.expiresAt <= now) continue
@@ -630,8 +655,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * @throws {StoreError} when the store fails.
    */
   async revokeSessions(userId: string, options: { except?: Session<Data> } = {}): Promise<number> {
+    this.#needStore('revokeSessions')
     const exceptKey = options.except === undefined ? undefined : stateOf(options.except).loaded?.key
-    return this.#call('destroyByUser', () => this.store.destroyByUser(userId, { exceptKey }))
+    return this.#call('destroyByUser', () => this.#store.destroyByUser(userId, { exceptKey }))
   }
 
   /**
@@ -641,10 +667,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * @throws {StoreError} when the store fails.
    */
   async revokeSession(userId: string, handle: string): Promise<boolean> {
+    this.#needStore('revokeSession')
     if (!/^[0-9a-f]{64}$/.test(handle)) return false
     const live = await this.#read(handle, this.#clock())
     if ('reason' in live || live.payload.meta.userId !== userId) return false
-    await this.#call('destroy', () => this.store.destroy(handle))
+    await this.#call('destroy', () => this.#store.destroy(handle))
     return true
   }
 
@@ -654,6 +681,127 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.data = {}
     const now = this.#clock()
     state.meta = { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout }
+  }
+
+  #needStore(operation: string): void {
+    if (this.#sealed !== undefined) {
+      throw new SessionConfigError(
+        `${operation}() needs a server-side store: stateless sessions live only in their cookies, so the server can neither list nor end them (use CookieStore's validAfter hook to revoke a user's sessions)`,
+      )
+    }
+  }
+
+  // Stateless mode: the session is the cookie, split over `name.0`, `name.1`… when it does not fit in one.
+  async #loadSealed(
+    sealed: { store: CookieStore; sealer: Sealer },
+    request: SessionRequest,
+    now: number,
+    transport: Transport,
+  ): Promise<Session<Data>> {
+    const { value, presented } = this.#readChunks(request.cookie, sealed.store.maxCookies)
+    if (value === undefined) return this.#fresh(now, transport, presented.length > 0, presented)
+    const opened =
+      value.length > sealed.store.maxCookies * CHUNK_LENGTH ? undefined : sealed.sealer.open(value)
+    const dot = opened?.plaintext.indexOf('.') ?? -1
+    const expiresAt = opened === undefined ? Number.NaN : Number(opened.plaintext.slice(0, dot))
+    const payload =
+      opened === undefined ? undefined : parsePayload(opened.plaintext.slice(dot + 1), this.#maxDataBytes * 4)
+    let reason: RejectionReason | undefined
+    if (opened === undefined) reason = 'bad-signature'
+    else if (payload === undefined || !Number.isSafeInteger(expiresAt)) reason = 'garbage'
+    else if (expiresAt <= now || payload.meta.absoluteExpiresAt <= now) reason = 'expired'
+    else if (payload.meta.createdAt > now + sealed.store.maxClockSkew) reason = 'garbage'
+    else if (payload.meta.userId !== undefined && sealed.store.validAfter !== undefined) {
+      const validAfter = await sealed.store.validAfter(payload.meta.userId)
+      if (validAfter !== undefined && (payload.meta.authenticatedAt ?? payload.meta.createdAt) < validAfter)
+        reason = 'unknown'
+    }
+    if (reason !== undefined || opened === undefined || payload === undefined) {
+      this.#events.emit('rejected', { reason: reason ?? 'garbage' })
+      return this.#fresh(now, transport, true, presented)
+    }
+    const state = this.#fresh(now, transport, true, presented)
+    const fresh = stateOf(state)
+    fresh.loaded = { key: '', raw: opened.plaintext.slice(dot + 1), version: 0, expiresAt }
+    fresh.meta = payload.meta
+    fresh.data = payload.data
+    fresh.renewCookie = opened.renew
+    return state
+  }
+
+  // The sealed value from `name`, or from `name.0`, `name.1`… in order; and every chunk name presented.
+  #readChunks(
+    header: SessionRequest['cookie'],
+    maxCookies: number,
+  ): { value: string | undefined; presented: string[] } {
+    const cookies = parseCookies(header)
+    const presented = [
+      this.cookieName,
+      ...Array.from({ length: maxCookies }, (_, i) => `${this.cookieName}.${i}`),
+    ].filter((name) => cookies.has(name))
+    const whole = cookies.get(this.cookieName)
+    if (whole !== undefined) return { value: whole.length === 1 ? whole[0] : undefined, presented }
+    const parts: string[] = []
+    for (let i = 0; i < maxCookies; i++) {
+      const part = cookies.get(`${this.cookieName}.${i}`)
+      if (part === undefined) break
+      if (part.length !== 1) return { value: undefined, presented } // duplicates: fail closed
+      parts.push(part[0]!)
+    }
+    return { value: parts.length === 0 ? undefined : parts.join(''), presented }
+  }
+
+  #commitSealed(
+    sealed: { store: CookieStore; sealer: Sealer },
+    state: SessionState,
+    now: number,
+  ): CommitResult {
+    const text = this.#serialize(state.meta, state.data)
+    const { userId, csrfSecret } = state.meta
+    const keep = Object.keys(state.data).length > 0 || userId !== undefined || csrfSecret !== undefined
+    const loaded = state.loaded
+    const expiresAt = this.#expiryAt(now, state.meta)
+    let write: boolean
+    if (loaded === undefined) write = keep || this.#saveUninitialized
+    else if (text !== loaded.raw || state.renewCookie) write = true
+    else {
+      const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
+      write = this.#rolling && due && expiresAt > loaded.expiresAt
+    }
+    const setCookie: string[] = []
+    const keepNames = new Set<string>()
+    if (write) {
+      const value = sealed.sealer.seal(`${expiresAt}.${text}`)
+      const chunks = Math.ceil(value.length / CHUNK_LENGTH)
+      if (chunks > sealed.store.maxCookies) {
+        throw new SessionTooLargeError(
+          `the sealed session needs ${chunks} cookies of about 4 KB; CookieStore allows ${sealed.store.maxCookies}: store less, or use a server-side store`,
+        )
+      }
+      const attributes = this.#attributes(state.transport)
+      if (this.#cookie.persistent) attributes.maxAge = Math.max(1, Math.ceil((expiresAt - now) / 1000))
+      for (let i = 0; i < chunks; i++) {
+        const name = chunks === 1 ? this.cookieName : `${this.cookieName}.${i}`
+        keepNames.add(name)
+        setCookie.push(
+          serializeCookie(name, value.slice(i * CHUNK_LENGTH, (i + 1) * CHUNK_LENGTH), attributes),
+        )
+      }
+      if (loaded === undefined) this.#events.emit('created', { session: 'stateless' })
+      else this.#events.emit('saved', { session: 'stateless', version: 0 })
+    }
+    // Clear what the browser holds and this response does not replace: stale chunks, or all after destroy().
+    if (write || (state.clearCookie && loaded === undefined)) {
+      for (const name of state.presentedChunks) {
+        if (!keepNames.has(name)) setCookie.push(this.#clearingCookie(state.transport, name))
+      }
+    }
+    const result: { -readonly [K in keyof CommitResult]: CommitResult[K] } = { setCookie }
+    if (this.#cacheControl !== false && (state.accessed || setCookie.length > 0)) {
+      result.cacheControl = this.#cacheControl
+      result.vary = 'Cookie'
+    }
+    return result
   }
 
   // The tokens the request presents through the configured transport, and only through it.
@@ -679,7 +827,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     key: string,
     now: number,
   ): Promise<{ record: StoreRecord; payload: Payload } | { reason: 'unknown' | 'expired' | 'garbage' }> {
-    const record = await this.#call('get', () => this.store.get(key, now))
+    const record = await this.#call('get', () => this.#store.get(key, now))
     if (record === undefined || record === null) return { reason: 'unknown' }
     const payload = parsePayload(record.data, this.#maxDataBytes * 4)
     let reason: 'expired' | 'garbage' | undefined
@@ -695,12 +843,18 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       return { record, payload }
     }
     // Best effort: the session is dead either way, and a failed cleanup must not fail the request.
-    await this.#call('destroy', () => this.store.destroy(key)).catch(() => undefined)
+    await this.#call('destroy', () => this.#store.destroy(key)).catch(() => undefined)
     return { reason }
   }
 
-  #fresh(now: number, transport: Transport, cookiePresented: boolean): Session<Data> {
+  #fresh(
+    now: number,
+    transport: Transport,
+    cookiePresented: boolean,
+    presentedChunks: string[] = [],
+  ): Session<Data> {
     const state: SessionState = {
+      presentedChunks,
       id: undefined,
       loaded: undefined,
       meta: { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout },
@@ -745,8 +899,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return serializeCookie(this.cookieName, this.#signer.sign(id), attributes)
   }
 
-  #clearingCookie(transport: Transport): string {
-    return serializeCookie(this.cookieName, '', {
+  #clearingCookie(transport: Transport, name = this.cookieName): string {
+    return serializeCookie(name, '', {
       ...this.#attributes(transport),
       maxAge: 0,
       expires: new Date(0),
@@ -857,12 +1011,12 @@ function sleep(ms: number): Promise<void> {
 }
 
 function checkProduction(
-  store: Store,
+  store: Store | CookieStore,
   secure: boolean | 'auto',
   transport: SessionTransport,
   allow: NonNullable<SessionManagerOptions['allowInProduction']>,
 ): void {
-  if (store.ephemeral === true && allow.ephemeralStore !== true) {
+  if ('ephemeral' in store && store.ephemeral === true && allow.ephemeralStore !== true) {
     throw new SessionConfigError(
       'in production, sessions in an ephemeral store (MemoryStore) are lost on every restart and not shared between instances: use SqliteStore, PostgresStore or RedisStore, or set allowInProduction.ephemeralStore',
     )
@@ -956,6 +1110,14 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
     throw new SessionConfigError(`${name} must be a positive whole number`)
   return result
 }
+
+// Stateless mode has no store; reaching one of these is a bug in the manager, never a user's doing.
+const NO_STORE: Store = new Proxy({} as Store, {
+  get: (_target, property) =>
+    property === 'ephemeral'
+      ? false
+      : () => Promise.reject(new Error(`no server-side store: ${String(property)}`)),
+})
 
 function isStore(value: unknown): value is Store {
   if (typeof value !== 'object' || value === null) return false

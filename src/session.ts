@@ -41,6 +41,8 @@ export interface SessionState {
   clearCookie: boolean
   /** Force an expiry refresh on commit, whatever the touch interval says. */
   forceTouch: boolean
+  /** Stateless mode: the session cookies (`name`, `name.0`…) the request carried, to clear stale ones. */
+  readonly presentedChunks: readonly string[]
   /** The app asked for this new session's token, so it must be stored even if empty. */
   tokenIssued: boolean
   /** The handler read the session, so the response depends on it and must not be cached for others. */

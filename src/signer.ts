@@ -76,7 +76,8 @@ export class CookieSigner {
   }
 }
 
-function checkSecret(secret: Secret, index: number): Uint8Array {
+/** The bytes of `secret`, refused when too short or visibly typed by hand. */
+export function checkSecret(secret: Secret, index: number): Uint8Array {
   const bytes = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret
   if (!(bytes instanceof Uint8Array)) {
     throw new SessionConfigError(`secrets[${index}] must be a string or a Uint8Array`)

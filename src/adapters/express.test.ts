@@ -98,7 +98,7 @@ for (const [version, express] of [
             ? async () => {
                 throw new Error('ECONNREFUSED')
               }
-            : Reflect.get(target, property).bind(target),
+            : bound(target, property),
       })
       const { application, errors } = app(down)
       const url = await listen(application)
@@ -169,3 +169,9 @@ describe('Express csrf() middleware', () => {
     assert.deepEqual([crossSite.status, await crossSite.text()], [403, 'cross-site'])
   })
 })
+
+// A store method bound to its store, or a plain property as is (proxies in these tests wrap real stores).
+function bound(target: object, property: string | symbol): unknown {
+  const value: unknown = Reflect.get(target, property)
+  return typeof value === 'function' ? value.bind(target) : value
+}

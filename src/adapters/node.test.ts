@@ -59,7 +59,7 @@ describe('node:http adapter', () => {
               await gate
               return target.create(...args)
             }
-          : Reflect.get(target, property).bind(target),
+          : bound(target, property),
     })
     const url = await serve(
       withSession(manager(slow), (_req, res, session) => {
@@ -156,7 +156,7 @@ describe('node:http adapter', () => {
           ? async () => {
               throw new Error('ECONNREFUSED')
             }
-          : Reflect.get(target, property).bind(target),
+          : bound(target, property),
     })
     const url = await serve(
       withSession(manager(down), (_req, res, session) => {
@@ -256,3 +256,9 @@ describe('node:http adapter: writeHead() forms', () => {
     }
   })
 })
+
+// A store method bound to its store, or a plain property as is (proxies in these tests wrap real stores).
+function bound(target: object, property: string | symbol): unknown {
+  const value: unknown = Reflect.get(target, property)
+  return typeof value === 'function' ? value.bind(target) : value
+}

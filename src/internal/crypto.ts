@@ -1,5 +1,13 @@
 // The one place the core touches node:crypto, so a Web Crypto seam can replace it for edge runtimes.
-import { createHash, createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  hkdfSync,
+  randomBytes,
+  timingSafeEqual,
+} from 'node:crypto'
 
 /** `byteLength` bytes from the CSPRNG, base64url without padding. */
 export function randomToken(byteLength: number): string {
@@ -27,4 +35,33 @@ export function safeEqual(a: string, b: string): boolean {
   const right = Buffer.from(b, 'latin1')
   if (left.length !== right.length) return false
   return timingSafeEqual(left, right)
+}
+
+const NONCE_BYTES = 12 // 96-bit random nonces: the GCM standard size (NIST SP 800-38D §8.2.2)
+const TAG_BYTES = 16
+
+/** AES-256-GCM: nonce ‖ ciphertext ‖ tag, base64url. `aad` is authenticated but not encrypted. */
+export function aesGcmSeal(key: Uint8Array, plaintext: string, aad: string): string {
+  const nonce = randomBytes(NONCE_BYTES)
+  const cipher = createCipheriv('aes-256-gcm', key, nonce)
+  cipher.setAAD(Buffer.from(aad, 'utf8'))
+  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
+  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url')
+}
+
+/** The plaintext of {@link aesGcmSeal}'s output, or undefined when anything was altered or the key differs. */
+export function aesGcmOpen(key: Uint8Array, sealed: string, aad: string): string | undefined {
+  const bytes = Buffer.from(sealed, 'base64url')
+  if (bytes.length < NONCE_BYTES + TAG_BYTES) return undefined
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, NONCE_BYTES), {
+      authTagLength: TAG_BYTES,
+    })
+    decipher.setAAD(Buffer.from(aad, 'utf8'))
+    decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES))
+    const body = bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)
+    return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8')
+  } catch {
+    return undefined
+  }
 }
