@@ -83,7 +83,7 @@ describe('CookieStore: stateless sessions sealed in the cookie', () => {
       ...flips,
       value.slice(0, -1),
       value.slice(0, 20),
-      't2' + value.slice(2),
+      `t2${value.slice(2)}`,
       foreignJar.cookies.get('__Host-sid')!,
       otherName,
       '',
@@ -147,12 +147,21 @@ describe('CookieStore: stateless sessions sealed in the cookie', () => {
     const jar = new Jar()
     // 9,000 characters seal to about 12 KB of base64url: four chunks of at most 3,800.
     await visit(manager, jar, (s) => s.set('blob', 'x'.repeat(9000)))
-    assert.deepEqual([...jar.cookies.keys()].sort(), ['__Host-sid.0', '__Host-sid.1', '__Host-sid.2', '__Host-sid.3'])
+    assert.deepEqual([...jar.cookies.keys()].sort(), [
+      '__Host-sid.0',
+      '__Host-sid.1',
+      '__Host-sid.2',
+      '__Host-sid.3',
+    ])
     for (const [name, value] of jar.cookies)
       assert.ok(name.length + value.length < 4000, 'each chunk fits a cookie')
     assert.equal((await visit(manager, jar)).session.get('blob'), 'x'.repeat(9000))
     await visit(manager, jar, (s) => s.set('blob', 'x'.repeat(4000)))
-    assert.deepEqual([...jar.cookies.keys()].sort(), ['__Host-sid.0', '__Host-sid.1'], 'the stale chunks are cleared')
+    assert.deepEqual(
+      [...jar.cookies.keys()].sort(),
+      ['__Host-sid.0', '__Host-sid.1'],
+      'the stale chunks are cleared',
+    )
     await visit(manager, jar, (s) => s.set('blob', 'small'))
     assert.deepEqual([...jar.cookies.keys()], ['__Host-sid'])
     assert.equal((await visit(manager, jar)).session.get('blob'), 'small')
