@@ -15,6 +15,7 @@ export type SessionErrorCode =
   | 'ERR_SESSION_CONFLICT'
   | 'ERR_SESSION_DESTROYED'
   | 'ERR_SESSION_CSRF'
+  | 'ERR_SESSION_LIMIT'
 
 /** Base class of every tessera error. */
 export class SessionError extends Error {
@@ -91,6 +92,12 @@ export class CsrfError extends SessionError {
   }
 }
 
+/** A login was refused because the user already has `maxSessionsPerUser` sessions (`onLimit: 'reject-new'`). */
+export class SessionLimitError extends SessionError {
+  override readonly code = 'ERR_SESSION_LIMIT' as const
+  override readonly status = 403
+}
+
 /** Union of every concrete error class, so `switch (err.code)` narrows. */
 export type AnySessionError =
   | SessionConfigError
@@ -101,6 +108,7 @@ export type AnySessionError =
   | SessionConflictError
   | SessionDestroyedError
   | CsrfError
+  | SessionLimitError
 
 /** True when `value` is an error thrown by tessera. Compares codes, never messages. */
 export function isSessionError(value: unknown): value is AnySessionError {

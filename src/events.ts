@@ -31,6 +31,7 @@ export interface SessionEvents {
   destroyed: { session: string | undefined }
   rejected: { reason: RejectionReason; session?: string | undefined }
   conflict: { session: string; attempt: number }
+  hijackSuspected: { session: string; changed: readonly ('userAgent' | 'ip')[]; verdict: 'allow' | 'reject' }
   storeError: { operation: string; error: unknown }
 }
 

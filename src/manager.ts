@@ -5,6 +5,8 @@
  *
  * @module
  */
+
+import { type BindingOptions, bindingChanges } from './binding.js'
 import { getCookieValues, parseCookies } from './cookie/parse.js'
 import {
   type CookieAttributes,
@@ -18,6 +20,7 @@ import {
   SessionConflictError,
   SessionDataError,
   SessionDestroyedError,
+  SessionLimitError,
   SessionTooLargeError,
   StoreError,
 } from './errors.js'
@@ -94,6 +97,17 @@ export interface SessionManagerOptions {
   production?: boolean
   /** What to allow in production anyway, each an explicit, reviewable decision. */
   allowInProduction?: { ephemeralStore?: boolean; insecureCookie?: boolean; urlTransport?: boolean }
+  /**
+   * Hijack signals, off by default: compare the browser family (and optionally the network) recorded at
+   * login with each request's, and let `onMismatch` allow or reject. A signal, never the only check.
+   */
+  binding?: BindingOptions
+  /**
+   * Most live sessions one user may have. At `login()`, `'evict-oldest'` (default) ends the least recently
+   * active ones beyond the limit; `'reject-new'` refuses the login with `SessionLimitError`. Best effort
+   * under concurrent logins: a burst may exceed the limit until the next login settles it.
+   */
+  maxSessionsPerUser?: { readonly limit: number; readonly onLimit?: 'evict-oldest' | 'reject-new' }
   /** How the token travels; see {@link SessionTransport}. @default { type: 'cookie' } */
   transport?: SessionTransport
   /** Milliseconds without a request after which the session ends. @default 1_800_000 (30 minutes) */
@@ -257,6 +271,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #controller: SessionController
   readonly #events: SessionEventEmitter
   readonly #transportOption: SessionTransport
+  readonly #binding: BindingOptions | undefined
+  readonly #maxSessionsPerUser:
+    | { readonly limit: number; readonly onLimit: 'evict-oldest' | 'reject-new' }
+    | undefined
 
   constructor(options: SessionManagerOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -312,6 +330,26 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     this.#generateId = options.generateId ?? generateSessionId
 
     this.#transportOption = validateTransport(options.transport ?? { type: 'cookie' })
+    if (options.binding !== undefined && typeof options.binding.onMismatch !== 'function') {
+      throw new SessionConfigError('binding.onMismatch must be a function returning "allow" or "reject"')
+    }
+    this.#binding = options.binding
+    const perUser = options.maxSessionsPerUser
+    if (perUser !== undefined) {
+      const onLimit = perUser.onLimit ?? 'evict-oldest'
+      if (
+        !Number.isSafeInteger(perUser.limit) ||
+        perUser.limit < 1 ||
+        !['evict-oldest', 'reject-new'].includes(onLimit)
+      ) {
+        throw new SessionConfigError(
+          "maxSessionsPerUser needs a limit of 1 or more and onLimit 'evict-oldest' or 'reject-new'",
+        )
+      }
+      this.#maxSessionsPerUser = { limit: perUser.limit, onLimit }
+    } else {
+      this.#maxSessionsPerUser = undefined
+    }
     if (this.#transportOption.type === 'query') {
       this.#warnOnce(
         'TESSERA_URL_TRANSPORT',
@@ -411,6 +449,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       if (verified.size === 0) this.#events.emit('rejected', { reason })
       return this.#fresh(now, transport, true)
     }
+    if (!(await this.#bindingHolds(found.payload.meta, transport, found.key)))
+      return this.#fresh(now, transport, true)
 
     const state: SessionState = {
       presentedChunks: [],
@@ -460,8 +500,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         userId !== undefined ||
         csrfSecret !== undefined ||
         state.tokenIssued
-      if (worthKeeping || this.#saveUninitialized) issue = await this.#create(state, now)
-      else if (state.clearCookie && state.cookiePresented) issue = 'end'
+      if (worthKeeping || this.#saveUninitialized) {
+        issue = await this.#create(state, now)
+        if (userId !== undefined && this.#maxSessionsPerUser?.onLimit === 'evict-oldest') {
+          await this.#evictBeyondLimit(userId, sha256Hex(issue.id), this.#maxSessionsPerUser.limit)
+        }
+      } else if (state.clearCookie && state.cookiePresented) issue = 'end'
     } else {
       const expiresAt = await this.#save(state, state.loaded, now)
       const refreshed = expiresAt !== state.loaded.expiresAt && this.#cookie.persistent
@@ -602,6 +646,17 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   }
 
   async #login(state: SessionState, userId: string): Promise<void> {
+    const perUser = this.#maxSessionsPerUser
+    if (perUser?.onLimit === 'reject-new' && this.#sealed === undefined) {
+      const others = (await this.listSessions(userId)).filter(
+        (session) => session.handle !== state.loaded?.key,
+      )
+      if (others.length >= perUser.limit) {
+        throw new SessionLimitError(
+          `${userId} already has ${others.length} sessions, the most allowed; log out elsewhere first`,
+        )
+      }
+    }
     const retired = await this.#retire(state)
     this.#events.emit('loggedIn', { session: retired, userId })
     const now = this.#clock()
@@ -681,6 +736,29 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.data = {}
     const now = this.#clock()
     state.meta = { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout }
+  }
+
+  // Hijack signals: compares the client recorded at login with this request's; the app's hook decides.
+  async #bindingHolds(meta: SessionMeta, transport: Transport, key: string): Promise<boolean> {
+    const binding = this.#binding
+    if (binding === undefined || meta.userId === undefined) return true
+    const recorded = { userAgent: meta.userAgent, ip: meta.ip }
+    const current = { userAgent: transport.userAgent, ip: transport.ip }
+    const changed = bindingChanges(binding, recorded, current)
+    if (changed.length === 0) return true
+    const verdict = await binding.onMismatch({ userId: meta.userId, changed, recorded, current })
+    this.#events.emit('hijackSuspected', { session: sessionHandle(key), changed, verdict })
+    return verdict !== 'reject'
+  }
+
+  // Ends the least recently active sessions of `userId` beyond `limit`, never the one just created.
+  async #evictBeyondLimit(userId: string, newKey: string, limit: number): Promise<void> {
+    const sessions = await this.listSessions(userId) // most recently active first
+    const others = sessions.filter((session) => session.handle !== newKey)
+    for (const session of others.slice(Math.max(0, limit - 1))) {
+      await this.#call('destroy', () => this.#store.destroy(session.handle))
+      this.#events.emit('destroyed', { session: sessionHandle(session.handle) })
+    }
   }
 
   #needStore(operation: string): void {
