@@ -79,7 +79,14 @@ describe('hijack signals', () => {
   it('compares networks only when ipPrefix is on, and lets the hook allow', async () => {
     const calls: BindingMismatch[] = []
     const { manager } = setup({
-      binding: { userAgent: false, ipPrefix: true, onMismatch: (m) => (calls.push(m), 'allow') },
+      binding: {
+        userAgent: false,
+        ipPrefix: true,
+        onMismatch: (mismatch) => {
+          calls.push(mismatch)
+          return 'allow'
+        },
+      },
     })
     const { cookie } = await request(manager, undefined, (s) => s.login('alice'), {
       userAgent: FIREFOX_LINUX,
