@@ -4,6 +4,7 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { createSessionManager, type SessionManager } from 'tessera'
+import { CookieStore } from 'tessera/cookie'
 import { MemoryStore } from 'tessera/memory'
 import { createDemoApp, type DemoData } from '../../demo/app.js'
 import { Browser } from './browser.js'
@@ -168,5 +169,27 @@ describe('the login demo over HTTP', () => {
       /Please log in first/,
       'a dropped secret verifies nothing',
     )
+  })
+})
+
+describe('the login demo with stateless sessions (--store cookie:)', () => {
+  it('logs in, keeps the session in the cookie alone, and logs out', async () => {
+    const sessions = createSessionManager<DemoData>({ store: new CookieStore(), secrets: [SECRET_NEW] })
+    const server = createDemoApp(sessions).listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    try {
+      const browser = new Browser(`http://localhost:${(server.address() as AddressInfo).port}`)
+      assert.equal((await logIn(browser)).status, 303)
+      assert.match(
+        (await browser.cookie('__Host-sid')) ?? '',
+        /^t1\./,
+        'the session itself is sealed in the cookie',
+      )
+      assert.match(await (await browser.fetch('/profile')).text(), /Welcome, rasmus!/)
+      assert.equal((await logOut(browser)).status, 303)
+      assert.match(await (await browser.fetch('/profile')).text(), /Please log in first/)
+    } finally {
+      server.close()
+    }
   })
 })
