@@ -33,6 +33,8 @@ export interface SessionEvents {
   conflict: { session: string; attempt: number }
   hijackSuspected: { session: string; changed: readonly ('userAgent' | 'ip')[]; verdict: 'allow' | 'reject' }
   storeError: { operation: string; error: unknown }
+  /** Every store call, timed: only measured while someone listens. */
+  storeCall: { operation: string; ms: number; ok: boolean }
 }
 
 export type SessionEventName = keyof SessionEvents

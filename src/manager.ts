@@ -1033,13 +1033,18 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 
   // Every store failure reaches the caller as a StoreError carrying the driver's error.
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    const timed = this.#events.has('storeCall')
+    const started = timed ? performance.now() : 0
     try {
-      return await run()
+      const result = await run()
+      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
+      return result
     } catch (cause) {
       const error =
         cause instanceof StoreError
           ? cause
           : new StoreError(`the session store failed (${operation})`, { cause })
+      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: false })
       this.#events.emit('storeError', { operation, error })
       throw error
     }
