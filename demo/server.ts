@@ -4,14 +4,14 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createSessionManager } from 'tessera'
+import { createSessionManager, openStore } from 'tessera'
 import { createDemoApp, type DemoData } from './app.js'
-import { openStore } from './store-url.js'
 
 const USAGE = `Usage: npm start -- [options]
   --port <n>                 port to listen on (default 3000; 0 picks a free one)
   --host <address>           address to listen on (default 127.0.0.1: this machine only)
-  --store <url>              sqlite:<path> (default sqlite:./data/sessions.db) or memory:
+  --store <url>              where sessions live (default sqlite:./data/sessions.db): memory:, sqlite:<path>,
+                             file:<dir>, postgres://…, redis://…, or cookie: (stateless, sealed in the cookie)
   --idle-timeout <time>      e.g. 30m, 900s, 1800000 (ms); default 30m
   --absolute-timeout <time>  e.g. 12h, 7d; default 12h
 Environment: SESSION_SECRET (at least 32 random bytes); without it a development secret is kept in data/dev-secret.`
@@ -41,7 +41,9 @@ const sessions = createSessionManager<DemoData>({
 const server = createDemoApp(sessions).listen(Number(values.port), values.host, () => {
   const address = server.address()
   const port = typeof address === 'object' && address !== null ? address.port : values.port
-  console.log(`tessera demo on http://localhost:${port} (store: ${values.store})`)
+  console.log(
+    `tessera demo on http://localhost:${port} (store: ${values.store.replace(/\/\/[^@/]*@/, '//***@')})`,
+  )
 })
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -2,11 +2,13 @@
  * tessera: HTTP sessions for Node.js. Signed cookies carrying a 256-bit random ID, stores keyed by the ID's
  * SHA-256, idle and absolute expiry, lazy writes and conflict-safe saves.
  *
- * Stores and adapters live behind their own subpaths: `tessera/memory`, `tessera/sqlite`, `tessera/node`,
- * `tessera/express`, and the store contract suite in `tessera/testing`.
+ * Stores and adapters live behind their own subpaths: `tessera/memory`, `tessera/sqlite`, `tessera/file`,
+ * `tessera/postgres`, `tessera/redis`, `tessera/cookie`, `tessera/node`, `tessera/express`, and the store
+ * contract suite in `tessera/testing`. `openStore(url)` opens any of the stores from one string.
  *
  * @module
  */
+export { type BindingMismatch, type BindingOptions, networkPrefix, userAgentFamily } from './binding.js'
 export { CSRF_FIELD, CSRF_HEADER, type CsrfOptions, type CsrfRequest, checkCsrf } from './csrf.js'
 export {
   type AnySessionError,
@@ -19,6 +21,7 @@ export {
   SessionDestroyedError,
   SessionError,
   type SessionErrorCode,
+  SessionLimitError,
   SessionTooLargeError,
   StoreError,
 } from './errors.js'
@@ -40,9 +43,11 @@ export {
   type SessionWarning,
   type UserSessionInfo,
 } from './manager.js'
+export { createMetrics, type SessionMetrics } from './metrics.js'
 export { Session } from './session.js'
 export type { Secret } from './signer.js'
 export type { KeyedStoreRecord, Store, StoreRecord } from './store.js'
+export { openStore, STORE_SCHEMES } from './store-url.js'
 
 /**
  * Declare your session data once for the framework adapters (`req.session` in Express):

@@ -82,9 +82,9 @@ export function createMetrics(
       if (histograms.size > 0) lines.push(`# TYPE ${prefix}store_duration_seconds histogram`)
       for (const [labels, histogram] of [...histograms].sort()) {
         const name = `${prefix}store_duration_seconds`
-        BUCKETS.forEach((bound, i) =>
-          lines.push(`${name}_bucket{${labels},le="${bound}"} ${histogram.counts[i]}`),
-        )
+        for (const [i, bound] of BUCKETS.entries()) {
+          lines.push(`${name}_bucket{${labels},le="${bound}"} ${histogram.counts[i]}`)
+        }
         lines.push(`${name}_bucket{${labels},le="+Inf"} ${histogram.count}`)
         lines.push(`${name}_sum{${labels}} ${histogram.sum}`, `${name}_count{${labels}} ${histogram.count}`)
       }
