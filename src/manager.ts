@@ -591,7 +591,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         )
       }
       // Spread the retries of many writers racing on one session, so each round lets someone through.
-      await sleep(Math.random() * Math.min(64, 2 ** attempt))
+      await sleep(Math.random() * Math.min(500, 2 ** (attempt + 1)))
       const current = await this.#read(loaded.key, now)
       if ('reason' in current) {
         throw new SessionDestroyedError(

@@ -245,9 +245,8 @@ export class PostgresStore implements Store {
     const PoolClass = await loadDriver()
     // allowExitOnIdle: idle connections do not keep the process alive, like the unref'd sweep timer.
     const pool: Pool = new PoolClass({
-      connectionString,
+      connectionString: withDefaultUser(connectionString),
       allowExitOnIdle: true,
-      ...defaultUser(connectionString),
     })
     // Without a listener, an idle connection dropped by the server would crash the process; the pool
     // discards it and reconnects on the next query, so a warning is all it deserves.
@@ -631,18 +630,16 @@ async function loadDriver(): Promise<PoolConstructor> {
 }
 
 // pg takes the default user name from $USER only, which services and containers often lack; fall back to the
-// operating system's user name, as libpq (psql) does.
-function defaultUser(connectionString: string): { user?: string } {
-  let named = false
+// operating system's user name, as libpq (psql) does. (pg lets the connection string override a `user` option,
+// so the name goes into the URL.)
+function withDefaultUser(connectionString: string): string {
+  if (process.env.PGUSER || process.env.USER) return connectionString
   try {
-    named = new URL(connectionString).username !== ''
+    const url = new URL(connectionString)
+    if (url.username !== '' || !/^postgres(ql)?:$/.test(url.protocol)) return connectionString
+    url.username = encodeURIComponent(userInfo().username)
+    return url.toString()
   } catch {
-    return {} // a key=value connection string: leave it to pg
-  }
-  if (named || process.env.PGUSER || process.env.USER) return {}
-  try {
-    return { user: userInfo().username }
-  } catch {
-    return {}
+    return connectionString // a key=value connection string, or no OS user: leave it to pg
   }
 }

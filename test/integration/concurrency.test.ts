@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
+import { redisServerAvailable, startRedisCluster, type TestCluster } from '../redis-cluster.js'
 import { cleanupPostgres, cleanupRedis, serviceSkip } from './services.js'
 
 const root = join(import.meta.dirname, '../..')
@@ -85,9 +86,29 @@ const stores: {
     processes: 2,
     skip: () => serviceSkip('redis'),
   },
+  {
+    name: 'RedisStore on a 3-master Redis Cluster',
+    url: () =>
+      `redis-cluster:${cluster!.nodes.map((node) => `${node.host}:${node.port}`).join(',')}?prefix=tessera-concurrency-${randomBytes(4).toString('hex')}:`,
+    processes: 2,
+    skip: async () => {
+      if (!redisServerAvailable()) {
+        if (process.env.CI === 'true')
+          throw new Error('redis-server 7 and redis-cli are needed for the cluster tests')
+        console.log(
+          '# skipped: redis-server 7 and redis-cli are not installed, so no test cluster can be started',
+        )
+        return 'redis-server is not installed'
+      }
+      cluster ??= await startRedisCluster()
+      return undefined
+    },
+  },
 ]
 
+let cluster: TestCluster | undefined
 after(async () => {
+  await cluster?.stop()
   await cleanupPostgres('tessera_concurrency_')
   await cleanupRedis('tessera-concurrency-')
 })

@@ -1,5 +1,6 @@
 // PostgreSQL and Redis for integration tests: skip with a notice on a laptop without them, fail under CI.
 import { createConnection } from 'node:net'
+import { userInfo } from 'node:os'
 
 const DEFAULTS = {
   postgres: { env: 'TESSERA_TEST_POSTGRES_URL', url: 'postgres://127.0.0.1:5432/test', port: 5432 },
@@ -35,9 +36,10 @@ export async function serviceSkip(service: keyof typeof DEFAULTS): Promise<strin
 export async function cleanupPostgres(prefix: string): Promise<void> {
   if ((await serviceSkip('postgres').catch(() => 'down')) !== undefined) return
   const { default: pg } = await import('pg')
-  const client = new pg.Client({
-    connectionString: process.env.TESSERA_TEST_POSTGRES_URL ?? DEFAULTS.postgres.url,
-  })
+  const url = new URL(process.env.TESSERA_TEST_POSTGRES_URL ?? DEFAULTS.postgres.url)
+  // pg takes the user from $USER only; like psql, fall back to the OS user name.
+  if (url.username === '' && !process.env.PGUSER && !process.env.USER) url.username = userInfo().username
+  const client = new pg.Client({ connectionString: url.toString() })
   await client.connect()
   try {
     const { rows } = await client.query<{ tablename: string }>(
