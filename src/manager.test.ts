@@ -573,9 +573,7 @@ describe('store failures', () => {
     const store = new MemoryStore({ cleanupIntervalMs: 0 })
     return new Proxy(store, {
       get: (target, property) =>
-        property === method
-          ? async () => Promise.reject(new Error('ECONNREFUSED'))
-          : bound(target, property),
+        property === method ? async () => Promise.reject(new Error('ECONNREFUSED')) : bound(target, property),
     })
   }
 
