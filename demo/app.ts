@@ -1,6 +1,6 @@
 // The login demo: a form, a profile page that only a logged-in user sees, and log out.
 import express, { type ErrorRequestHandler } from 'express'
-import type { Session, SessionManager } from 'tessera'
+import { createMetrics, type Session, type SessionManager } from 'tessera'
 import { csrf, session } from 'tessera/express'
 import { verifyPassword } from './users.js'
 
@@ -18,6 +18,11 @@ declare module 'tessera' {
 export function createDemoApp(sessions: SessionManager<DemoData>): express.Express {
   const app = express()
   app.disable('x-powered-by')
+  // Prometheus metrics of the session layer; mounted before the session middleware so scrapes cost nothing.
+  const metrics = createMetrics(sessions)
+  app.get('/metrics', (_req, res) => {
+    res.type(metrics.contentType).send(metrics.render())
+  })
   app.use(session(sessions), express.urlencoded({ extended: false, limit: '4kb' }), csrf())
 
   app.get('/', (req, res) => {

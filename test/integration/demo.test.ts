@@ -83,6 +83,16 @@ describe('the login demo over HTTP', () => {
     )
   })
 
+  it('serves Prometheus metrics of the session layer at /metrics', async () => {
+    await logIn(new Browser(origin))
+    const response = await fetch(`${origin}/metrics`)
+    assert.match(response.headers.get('content-type') ?? '', /^text\/plain/)
+    const text = await response.text()
+    assert.match(text, /^tessera_sessions_total\{event="logged_in"\} [1-9]\d*$/m)
+    assert.match(text, /^tessera_store_duration_seconds_count\{operation="create",outcome="ok"\} [1-9]\d*$/m)
+    assert.deepEqual(response.headers.getSetCookie(), [], 'a scrape creates no session')
+  })
+
   it('refuses a wrong password without creating a session', async () => {
     const browser = new Browser(origin)
     const response = await logIn(browser, 'wrong')
