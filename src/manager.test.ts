@@ -972,3 +972,23 @@ function bound(target: object, property: string | symbol): unknown {
   const value: unknown = Reflect.get(target, property)
   return typeof value === 'function' ? value.bind(target) : value
 }
+
+describe('store timeouts', () => {
+  it('fails a request with a StoreError when the store does not answer within storeTimeout', async () => {
+    const hanging: Store = new Proxy(new MemoryStore({ cleanupIntervalMs: 0 }), {
+      get: (target, property) => (property === 'get' ? () => new Promise(() => {}) : bound(target, property)),
+    })
+    const writer = createSessionManager<Data>({
+      store: new MemoryStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    const { cookie } = await request(writer, undefined, (s) => s.set('userId', 'alice'))
+    const manager = createSessionManager<Data>({ store: hanging, secrets: [SECRET_A], storeTimeout: 50 })
+    const started = Date.now()
+    await assert.rejects(
+      manager.load({ cookie }),
+      (error: unknown) => error instanceof StoreError && /within 50 ms/.test(error.message),
+    )
+    assert.ok(Date.now() - started < 1000)
+  })
+})

@@ -140,6 +140,12 @@ export interface SessionManagerOptions {
    * @default 'no-store'
    */
   cacheControl?: string | false
+  /**
+   * Milliseconds a store call may take before the request fails with a `StoreError` (503), so a hung
+   * backend never holds requests open.
+   * @default 5_000
+   */
+  storeTimeout?: number
   /** Believe `X-Forwarded-Proto` from the proxy in front of this server. @default false */
   trustProxy?: boolean
   /** A custom ID generator; it must draw at least 128 bits from a CSPRNG (checked at construction). */
@@ -263,6 +269,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #maxConflictRetries: number
   readonly #onConflict: 'merge' | 'last-write-wins'
   readonly #cacheControl: string | false
+  readonly #storeTimeout: number
   readonly #trustProxy: boolean
   readonly #generateId: () => string
   readonly #clock: () => number
@@ -302,6 +309,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (!Number.isSafeInteger(this.#maxConflictRetries) || this.#maxConflictRetries < 0) {
       throw new SessionConfigError('maxConflictRetries must be a whole number, at least 0')
     }
+    this.#storeTimeout = positiveInteger('storeTimeout', options.storeTimeout, 5_000)
     this.#cacheControl = options.cacheControl ?? 'no-store'
     if (
       this.#cacheControl !== false &&
@@ -1035,8 +1043,19 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     const timed = this.#events.has('storeCall')
     const started = timed ? performance.now() : 0
+    let timer: ReturnType<typeof setTimeout> | undefined
     try {
-      const result = await run()
+      // A hung backend must fail the request, not hold it (and its socket) forever.
+      const deadline = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new StoreError(`the session store did not answer ${operation} within ${this.#storeTimeout} ms`),
+            ),
+          this.#storeTimeout,
+        )
+      })
+      const result = await Promise.race([run(), deadline])
       if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
       return result
     } catch (cause) {
@@ -1047,6 +1066,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: false })
       this.#events.emit('storeError', { operation, error })
       throw error
+    } finally {
+      clearTimeout(timer)
     }
   }
 
