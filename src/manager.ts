@@ -108,6 +108,13 @@ export interface SessionManagerOptions {
    * under concurrent logins: a burst may exceed the limit until the next login settles it.
    */
   maxSessionsPerUser?: { readonly limit: number; readonly onLimit?: 'evict-oldest' | 'reject-new' }
+  /**
+   * Hybrid mode: besides the session cookie, send a short-lived sealed copy of the session in a second
+   * cookie (`<name>-cache`), so requests within `revalidateAfter` of the last store read skip the store.
+   * The store stays the source of truth: writes still go to it, and a destroyed or revoked session stops
+   * working within `revalidateAfter` (default 60 s). Needs a server-side store and the cookie transport.
+   */
+  hybrid?: { readonly revalidateAfter?: number }
   /** How the token travels; see {@link SessionTransport}. @default { type: 'cookie' } */
   transport?: SessionTransport
   /** Milliseconds without a request after which the session ends. @default 1_800_000 (30 minutes) */
@@ -270,6 +277,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #onConflict: 'merge' | 'last-write-wins'
   readonly #cacheControl: string | false
   readonly #storeTimeout: number
+  readonly #hybrid:
+    | { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string }
+    | undefined
   readonly #trustProxy: boolean
   readonly #generateId: () => string
   readonly #clock: () => number
@@ -393,6 +403,20 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     } else {
       this.#sealed = undefined
     }
+    if (options.hybrid !== undefined) {
+      if (this.#sealed !== undefined || this.#transportOption.type !== 'cookie') {
+        throw new SessionConfigError('hybrid mode needs a server-side store and the cookie transport')
+      }
+      const revalidateAfter = positiveInteger(
+        'hybrid.revalidateAfter',
+        options.hybrid.revalidateAfter,
+        60_000,
+      )
+      const cookieName = `${this.cookieName}-cache`
+      this.#hybrid = { revalidateAfter, cookieName, sealer: new Sealer(options.secrets, cookieName) }
+    } else {
+      this.#hybrid = undefined
+    }
     if (options.production ?? globalThis.process?.env?.NODE_ENV === 'production') {
       checkProduction(this.store, this.#cookie.secure, this.#transportOption, options.allowInProduction ?? {})
     }
@@ -438,6 +462,14 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         reason = 'bad-signature'
       }
     }
+    const cached =
+      verified.size === 1 ? this.#fromCache(request, [...verified][0]!, now, transport) : undefined
+    if (cached !== undefined) {
+      const [, meta] = cached
+      if (!(await this.#bindingHolds(meta.meta, transport, meta.key)))
+        return this.#fresh(now, transport, true)
+      return cached[0]
+    }
     let found: { id: string; renew: boolean; key: string; record: StoreRecord; payload: Payload } | undefined
     for (const [id, renew] of verified) {
       const key = sha256Hex(id)
@@ -460,15 +492,17 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (!(await this.#bindingHolds(found.payload.meta, transport, found.key)))
       return this.#fresh(now, transport, true)
 
+    const loaded = {
+      key: found.key,
+      raw: found.record.data,
+      version: found.record.version,
+      expiresAt: found.record.expiresAt,
+    }
     const state: SessionState = {
       presentedChunks: [],
+      validated: loaded, // just read from the store
       id: found.id,
-      loaded: {
-        key: found.key,
-        raw: found.record.data,
-        version: found.record.version,
-        expiresAt: found.record.expiresAt,
-      },
+      loaded,
       meta: found.payload.meta,
       data: found.payload.data,
       cookiePresented: true,
@@ -536,6 +570,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     } else if (issue !== undefined) {
       token = issue === 'end' ? '' : this.#signer.sign(issue.id)
     }
+    if (this.#hybrid !== undefined) this.#cacheCookie(this.#hybrid, state, issue, now, setCookie)
     const result: { -readonly [K in keyof CommitResult]: CommitResult[K] } = { setCookie }
     if (token !== undefined) result.token = token
     if (this.#transportOption.type === 'query') result.referrerPolicy = 'no-referrer'
@@ -589,6 +624,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         userId: state.meta.userId,
       }
       if (await this.#call('update', () => this.#store.update(loaded.key, record, expectedVersion, now))) {
+        state.validated = { key: loaded.key, raw: text, version: record.version, expiresAt: written }
         this.#events.emit('saved', { session: sessionHandle(loaded.key), version: record.version })
         return written
       }
@@ -623,6 +659,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       state.id = id
       const key = sha256Hex(id)
       if (await this.#call('create', () => this.#store.create(key, record, now))) {
+        state.validated = { key, raw: text, version: 1, expiresAt }
         this.#events.emit('created', { session: sessionHandle(key) })
         return { id, expiresAt }
       }
@@ -645,6 +682,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       await this.#call('destroy', () => this.#store.destroy(loaded.key))
     }
     state.loaded = undefined
+    state.validated = undefined
     state.id = undefined
     state.clearCookie = true
     // CSRF tokens handed out under the old ID must not work under the new one (a planted pre-login token).
@@ -744,6 +782,75 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.data = {}
     const now = this.#clock()
     state.meta = { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout }
+  }
+
+  // Hybrid mode: a session loaded from the sealed copy, when the copy is for this ID, fresh and alive.
+  #fromCache(
+    request: SessionRequest,
+    [id, renew]: [string, boolean],
+    now: number,
+    transport: Transport,
+  ): [Session<Data>, { meta: SessionMeta; key: string }] | undefined {
+    const hybrid = this.#hybrid
+    if (hybrid === undefined) return undefined
+    const values = getCookieValues(request.cookie, hybrid.cookieName)
+    const opened = values.length === 1 ? hybrid.sealer.open(values[0]!) : undefined
+    if (opened === undefined) return undefined
+    let copy: { k?: unknown; v?: unknown; e?: unknown; t?: unknown; p?: unknown }
+    try {
+      copy = JSON.parse(opened.plaintext)
+    } catch {
+      return undefined
+    }
+    const key = sha256Hex(id)
+    const { k, v, e, t, p } = copy
+    if (k !== key || typeof v !== 'number' || typeof e !== 'number' || typeof t !== 'number') return undefined
+    if (e <= now || t > now || now - t >= hybrid.revalidateAfter) return undefined
+    const payload = parsePayload(p, this.#maxDataBytes * 4)
+    if (payload === undefined || payload.meta.absoluteExpiresAt <= now) return undefined
+    const session = this.#fresh(now, transport, true)
+    const state = stateOf(session)
+    state.id = id
+    state.loaded = { key, raw: p as string, version: v, expiresAt: e }
+    state.meta = payload.meta
+    state.data = payload.data
+    state.renewCookie = renew
+    return [session, { meta: payload.meta, key }]
+  }
+
+  // Hybrid mode: re-issue the sealed copy whenever this request confirmed the record against the store (a
+  // read or a successful write); clear it when the session ended.
+  #cacheCookie(
+    hybrid: { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string },
+    state: SessionState,
+    issue: { id: string; expiresAt: number } | 'end' | undefined,
+    now: number,
+    setCookie: string[],
+  ): void {
+    const current = state.validated
+    const ended = issue === 'end' || state.id === undefined
+    if (ended) {
+      if (state.transport.copyPresented || issue === 'end')
+        setCookie.push(this.#clearingCookie(state.transport, hybrid.cookieName))
+      return
+    }
+    // Served from the copy and nothing confirmed against the store: the copy stands until it is due.
+    if (current === undefined || current.key !== sha256Hex(state.id!)) return
+    const value = hybrid.sealer.seal(
+      JSON.stringify({ k: current.key, v: current.version, e: current.expiresAt, t: now, p: current.raw }),
+    )
+    if (value.length > CHUNK_LENGTH) {
+      // Too big for one cookie: this session is simply served from the store.
+      if (state.transport.copyPresented)
+        setCookie.push(this.#clearingCookie(state.transport, hybrid.cookieName))
+      return
+    }
+    const attributes = this.#attributes(state.transport)
+    attributes.maxAge = Math.max(
+      1,
+      Math.ceil(Math.min(hybrid.revalidateAfter, current.expiresAt - now) / 1000),
+    )
+    setCookie.push(serializeCookie(hybrid.cookieName, value, attributes))
   }
 
   // Hijack signals: compares the client recorded at login with this request's; the app's hook decides.
@@ -940,6 +1047,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     presentedChunks: string[] = [],
   ): Session<Data> {
     const state: SessionState = {
+      validated: undefined,
       presentedChunks,
       id: undefined,
       loaded: undefined,
@@ -1027,6 +1135,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       : undefined
     return {
       https,
+      copyPresented:
+        this.#hybrid !== undefined && getCookieValues(request.cookie, this.#hybrid.cookieName).length > 0,
       host: request.host,
       userAgent: request.userAgent?.slice(0, 256),
       ip: (forwardedFor || request.ip)?.slice(0, 64),

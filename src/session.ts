@@ -21,6 +21,8 @@ export interface LoadedRecord {
 export interface Transport {
   /** True when the request reached us over TLS, or through a trusted proxy that says it did. */
   readonly https: boolean
+  /** Hybrid mode: the request carried the sealed copy, so ending the session must clear it. */
+  readonly copyPresented: boolean
   readonly host: string | undefined
   readonly userAgent: string | undefined
   readonly ip: string | undefined
@@ -41,6 +43,8 @@ export interface SessionState {
   clearCookie: boolean
   /** Force an expiry refresh on commit, whatever the touch interval says. */
   forceTouch: boolean
+  /** Hybrid mode: the record as last confirmed against the store in this request, to seal into the copy. */
+  validated: LoadedRecord | undefined
   /** Stateless mode: the session cookies (`name`, `name.0`…) the request carried, to clear stale ones. */
   readonly presentedChunks: readonly string[]
   /** The app asked for this new session's token, so it must be stored even if empty. */
