@@ -14,7 +14,16 @@ const root = join(import.meta.dirname, '../..')
 const dir = mkdtempSync(join(tmpdir(), 'tessera-concurrency-'))
 const children: ChildProcess[] = []
 after(async () => {
-  for (const child of children) child.kill('SIGTERM')
+  await Promise.all(
+    children.map(async (child) => {
+      if (child.exitCode !== null || child.signalCode !== null) return
+      const exited = new Promise((resolve) => child.once('exit', resolve))
+      child.kill('SIGTERM')
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+      await exited
+      clearTimeout(timer)
+    }),
+  )
   rmSync(dir, { recursive: true, force: true })
 })
 
