@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url'
 import pg from 'pg'
 import { SessionConfigError, StoreError } from '../errors.js'
 import type { StoreRecord } from '../store.js'
-import { runStoreContract } from '../testing/store-contract.js'
+import { assertEveryCallFailsWithStoreError, runStoreContract } from '../testing/store-contract.js'
 import {
   type PostgresPool,
   type PostgresPoolClient,
@@ -545,24 +545,7 @@ describe('PostgresStore', { skip }, () => {
       const store = new PostgresStore({ pool: own, table: newTable(), cleanupIntervalMs: 0 })
       await store.get(key(1), T) // the table exists; from here every failure is the pool's
       await own.end()
-      const calls: Array<[string, () => Promise<unknown>]> = [
-        ['get', () => store.get(key(1), T)],
-        ['create', () => store.create(key(1), record(), T)],
-        ['update', () => store.update(key(1), { ...record(), version: 2 }, 1, T)],
-        ['touch', () => store.touch(key(1), T + HOUR, T)],
-        ['destroy', () => store.destroy(key(1))],
-        ['listByUser', () => store.listByUser('u', T)],
-        ['destroyByUser', () => store.destroyByUser('u')],
-        ['cleanup', () => store.cleanup(T)],
-      ]
-      for (const [name, call] of calls) {
-        await assert.rejects(call, (error: unknown) => {
-          assert.ok(error instanceof StoreError, `${name} rejected with ${String(error)}`)
-          assert.equal(error.code, 'ERR_SESSION_STORE')
-          assert.ok(error.cause instanceof Error, `${name} has no cause`)
-          return true
-        })
-      }
+      await assertEveryCallFailsWithStoreError(store, T)
       await store.close()
     })
 

@@ -14,7 +14,7 @@ import { Redis } from 'ioredis'
 import { createClient, createSentinel } from 'redis'
 import { SessionConfigError, StoreError } from '../errors.js'
 import type { Store, StoreRecord } from '../store.js'
-import { runStoreContract } from '../testing/store-contract.js'
+import { assertEveryCallFailsWithStoreError, runStoreContract } from '../testing/store-contract.js'
 import { type RedisClient, RedisStore } from './redis.js'
 
 const url = process.env.TESSERA_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
@@ -506,24 +506,7 @@ async function exerciseEveryMethod(store: Store): Promise<string[]> {
 }
 
 async function assertEveryMethodRejects(store: Store): Promise<void> {
-  const calls: Array<[string, () => Promise<unknown>]> = [
-    ['get', () => store.get(newKey(), T)],
-    ['create', () => store.create(newKey(), record({ userId: 'u' }), T)],
-    ['update', () => store.update(newKey(), record({ version: 2 }), 1, T)],
-    ['touch', () => store.touch(newKey(), T + HOUR, T)],
-    ['destroy', () => store.destroy(newKey())],
-    ['listByUser', () => store.listByUser('u', T)],
-    ['destroyByUser', () => store.destroyByUser('u')],
-    ['cleanup', () => store.cleanup(T)],
-  ]
-  for (const [name, call] of calls) {
-    await assert.rejects(call, (error: unknown) => {
-      assert.ok(error instanceof StoreError, `${name} rejected with ${String(error)}`)
-      assert.equal(error.code, 'ERR_SESSION_STORE')
-      assert.ok(error.cause instanceof Error, `${name} has no cause`)
-      return true
-    })
-  }
+  await assertEveryCallFailsWithStoreError(store, T)
   await store.close()
 }
 

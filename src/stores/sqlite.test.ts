@@ -8,7 +8,7 @@ import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
 import { SessionConfigError, StoreError } from '../errors.js'
 import type { StoreRecord } from '../store.js'
-import { runStoreContract } from '../testing/store-contract.js'
+import { assertEveryCallFailsWithStoreError, runStoreContract } from '../testing/store-contract.js'
 import { type SqliteDatabase, type SqliteStatement, SqliteStore } from './sqlite.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'tessera-sqlite-'))
@@ -163,24 +163,7 @@ describe('SqliteStore', () => {
       const database = new Database(':memory:')
       const store = new SqliteStore({ database, cleanupIntervalMs: 0 })
       database.close()
-      const calls: Array<[string, () => Promise<unknown>]> = [
-        ['get', () => store.get(key(1), T)],
-        ['create', () => store.create(key(1), record(), T)],
-        ['update', () => store.update(key(1), { ...record(), version: 2 }, 1, T)],
-        ['touch', () => store.touch(key(1), T + HOUR, T)],
-        ['destroy', () => store.destroy(key(1))],
-        ['listByUser', () => store.listByUser('u', T)],
-        ['destroyByUser', () => store.destroyByUser('u')],
-        ['cleanup', () => store.cleanup(T)],
-      ]
-      for (const [name, call] of calls) {
-        await assert.rejects(call, (error: unknown) => {
-          assert.ok(error instanceof StoreError, `${name} rejected with ${String(error)}`)
-          assert.equal(error.code, 'ERR_SESSION_STORE')
-          assert.ok(error.cause instanceof Error, `${name} has no cause`)
-          return true
-        })
-      }
+      await assertEveryCallFailsWithStoreError(store, T)
       await store.close() // nothing of its own to close: still fine
     })
 

@@ -23,6 +23,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
+import { StoreError } from '../errors.js'
 import type { Store, StoreRecord } from '../store.js'
 
 /**
@@ -480,3 +481,42 @@ const SAMPLE_DATA: readonly string[] = [
   `{"sql":"'; DROP TABLE sessions; --","like":"%_"}`,
   JSON.stringify({ blob: 'ωx🙂\\"'.repeat(6_000) }),
 ]
+
+/**
+ * Asserts that every method of `store` rejects with a `StoreError` carrying the driver's error as `cause`:
+ * call it after breaking the backend (closing the user's database, ending their pool, quitting their client).
+ *
+ * @example
+ * await pool.end()
+ * await assertEveryCallFailsWithStoreError(store)
+ */
+export async function assertEveryCallFailsWithStoreError(
+  store: Store,
+  now = 1_700_000_000_000,
+): Promise<void> {
+  const key = () => randomBytes(32).toString('hex')
+  const record = (version = 1): StoreRecord => ({
+    data: '{}',
+    expiresAt: now + 3_600_000,
+    version,
+    userId: 'u',
+  })
+  const calls: [string, () => Promise<unknown>][] = [
+    ['get', () => store.get(key(), now)],
+    ['create', () => store.create(key(), record(), now)],
+    ['update', () => store.update(key(), record(2), 1, now)],
+    ['touch', () => store.touch(key(), now + 3_600_000, now)],
+    ['destroy', () => store.destroy(key())],
+    ['listByUser', () => store.listByUser('u', now)],
+    ['destroyByUser', () => store.destroyByUser('u')],
+    ['cleanup', () => store.cleanup(now)],
+  ]
+  for (const [name, call] of calls) {
+    await assert.rejects(call, (error: unknown) => {
+      assert.ok(error instanceof StoreError, `${name} rejected with ${String(error)}`)
+      assert.equal(error.code, 'ERR_SESSION_STORE')
+      assert.ok(error.cause instanceof Error, `${name} has no cause`)
+      return true
+    })
+  }
+}
