@@ -142,3 +142,17 @@ describe('sessions per user', () => {
     )
   })
 })
+
+describe('sessions per user under parallel logins', () => {
+  it('never lets parallel logins end each other: a burst may exceed the limit until the next login', async () => {
+    const { manager, clock } = setup({ maxSessionsPerUser: { limit: 1 } })
+    const cookies = await Promise.all(
+      [0, 1].map(async () => (await request(manager, undefined, (s) => s.login('alice'))).cookie),
+    )
+    for (const cookie of cookies) assert.equal((await request(manager, cookie)).session.userId, 'alice')
+    clock.advance(1000)
+    const latest = (await request(manager, undefined, (s) => s.login('alice'))).cookie
+    assert.equal((await manager.listSessions('alice')).length, 1, 'the next login settles it')
+    assert.equal((await request(manager, latest)).session.userId, 'alice')
+  })
+})

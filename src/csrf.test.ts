@@ -109,3 +109,12 @@ describe('CSRF tokens', () => {
     assert.equal(session.verifyCsrfToken(after), true)
   })
 })
+
+describe('CSRF tokens and caching', () => {
+  it('marks a response that carries a token as private to the session', async () => {
+    const sessions = manager()
+    const { cookie } = await request(sessions, undefined, (s) => s.csrfToken())
+    const { result } = await request(sessions, cookie, (s) => s.csrfToken())
+    assert.deepEqual([result.setCookie, result.cacheControl, result.vary], [[], 'no-store', 'Cookie'])
+  })
+})

@@ -20,6 +20,8 @@ export type RejectionReason =
   | 'garbage'
   /** Two different live sessions arrived in one request (cookie tossing): neither is used. */
   | 'duplicate'
+  /** The session's data failed the manager's `schema` and no `migrate` repaired it. */
+  | 'invalid'
 
 /** Every event, by name, with its payload. */
 export interface SessionEvents {

@@ -44,6 +44,7 @@ export {
   type UserSessionInfo,
 } from './manager.js'
 export { createMetrics, type SessionMetrics } from './metrics.js'
+export type { SessionMigration, StandardIssue, StandardResult, StandardSchemaV1 } from './schema.js'
 export { Session } from './session.js'
 export type { Secret } from './signer.js'
 export type { KeyedStoreRecord, Store, StoreRecord } from './store.js'

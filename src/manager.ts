@@ -34,6 +34,7 @@ import {
 import { assertStrongGenerator, generateSessionId, isWellFormedId } from './id.js'
 import { sha256Hex } from './internal/crypto.js'
 import { type Payload, parsePayload, type SessionMeta, serializePayload } from './payload.js'
+import { type SessionMigration, type StandardSchemaV1, validateSessionData } from './schema.js'
 import { Sealer } from './sealer.js'
 import { Session, type SessionController, type SessionState, stateOf, type Transport } from './session.js'
 import { CookieSigner, type Secret } from './signer.js'
@@ -115,6 +116,14 @@ export interface SessionManagerOptions {
    * working within `revalidateAfter` (default 60 s). Needs a server-side store and the cookie transport.
    */
   hybrid?: { readonly revalidateAfter?: number }
+  /**
+   * Validates the data of every loaded session against a Standard Schema (zod, valibot, arktype…). Data
+   * that fails goes through `migrate` (and is validated again), or the request gets a fresh session: the
+   * wrong shape never reaches your code. A migrated session is saved in its new shape.
+   */
+  schema?: StandardSchemaV1
+  /** Repairs data that failed `schema`; return undefined to drop the session. */
+  migrate?: SessionMigration
   /** How the token travels; see {@link SessionTransport}. @default { type: 'cookie' } */
   transport?: SessionTransport
   /** Milliseconds without a request after which the session ends. @default 1_800_000 (30 minutes) */
@@ -277,6 +286,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #onConflict: 'merge' | 'last-write-wins'
   readonly #cacheControl: string | false
   readonly #storeTimeout: number
+  readonly #schema:
+    | { readonly schema: StandardSchemaV1; readonly migrate: SessionMigration | undefined }
+    | undefined
   readonly #hybrid:
     | { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string }
     | undefined
@@ -320,6 +332,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       throw new SessionConfigError('maxConflictRetries must be a whole number, at least 0')
     }
     this.#storeTimeout = positiveInteger('storeTimeout', options.storeTimeout, 5_000)
+    if (options.schema !== undefined && typeof options.schema?.['~standard']?.validate !== 'function') {
+      throw new SessionConfigError(
+        'schema must be a Standard Schema validator (an object with ~standard.validate)',
+      )
+    }
+    this.#schema =
+      options.schema === undefined ? undefined : { schema: options.schema, migrate: options.migrate }
     this.#cacheControl = options.cacheControl ?? 'no-store'
     if (
       this.#cacheControl !== false &&
@@ -468,6 +487,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       const [, meta] = cached
       if (!(await this.#bindingHolds(meta.meta, transport, meta.key)))
         return this.#fresh(now, transport, true)
+      const cachedState = stateOf(cached[0])
+      const data = await this.#validData(cachedState.data, meta.key)
+      if (data === undefined) return this.#fresh(now, transport, true)
+      cachedState.data = data
       return cached[0]
     }
     let found: { id: string; renew: boolean; key: string; record: StoreRecord; payload: Payload } | undefined
@@ -491,6 +514,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     }
     if (!(await this.#bindingHolds(found.payload.meta, transport, found.key)))
       return this.#fresh(now, transport, true)
+    const data = await this.#validData(found.payload.data, found.key)
+    if (data === undefined) return this.#fresh(now, transport, true)
 
     const loaded = {
       key: found.key,
@@ -504,7 +529,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       id: found.id,
       loaded,
       meta: found.payload.meta,
-      data: found.payload.data,
+      data,
       cookiePresented: true,
       renewCookie: found.renew,
       clearCookie: false,
@@ -545,7 +570,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       if (worthKeeping || this.#saveUninitialized) {
         issue = await this.#create(state, now)
         if (userId !== undefined && this.#maxSessionsPerUser?.onLimit === 'evict-oldest') {
-          await this.#evictBeyondLimit(userId, sha256Hex(issue.id), this.#maxSessionsPerUser.limit)
+          const loggedInAt = state.meta.authenticatedAt ?? now
+          await this.#evictBeyondLimit(
+            userId,
+            sha256Hex(issue.id),
+            this.#maxSessionsPerUser.limit,
+            loggedInAt,
+          )
         }
       } else if (state.clearCookie && state.cookiePresented) issue = 'end'
     } else {
@@ -784,6 +815,18 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.meta = { createdAt: now, absoluteExpiresAt: now + this.absoluteTimeout }
   }
 
+  // The data as the schema accepts it (migrated if need be), or undefined when the session must be dropped.
+  async #validData(data: Record<string, unknown>, key: string): Promise<Record<string, unknown> | undefined> {
+    if (this.#schema === undefined) return data
+    const valid = await validateSessionData(this.#schema.schema, this.#schema.migrate, data)
+    if (valid === undefined)
+      this.#events.emit('rejected', {
+        reason: 'invalid',
+        session: key === 'stateless' ? undefined : sessionHandle(key),
+      })
+    return valid
+  }
+
   // Hybrid mode: a session loaded from the sealed copy, when the copy is for this ID, fresh and alive.
   #fromCache(
     request: SessionRequest,
@@ -867,10 +910,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   }
 
   // Ends the least recently active sessions of `userId` beyond `limit`, never the one just created.
-  async #evictBeyondLimit(userId: string, newKey: string, limit: number): Promise<void> {
+  async #evictBeyondLimit(userId: string, newKey: string, limit: number, loggedInAt: number): Promise<void> {
     const sessions = await this.listSessions(userId) // most recently active first
     const others = sessions.filter((session) => session.handle !== newKey)
     for (const session of others.slice(Math.max(0, limit - 1))) {
+      // Only sessions logged in before this one: a login racing this one is not "older", and must not be
+      // ended by it (parallel logins would otherwise log each other out).
+      if ((session.authenticatedAt ?? session.createdAt).getTime() >= loggedInAt) continue
       await this.#call('destroy', () => this.#store.destroy(session.handle))
       this.#events.emit('destroyed', { session: sessionHandle(session.handle) })
     }
@@ -916,8 +962,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const state = this.#fresh(now, transport, true, presented)
     const fresh = stateOf(state)
     fresh.loaded = { key: '', raw: opened.plaintext.slice(dot + 1), version: 0, expiresAt }
+    const data = await this.#validData(payload.data, 'stateless')
+    if (data === undefined) return this.#fresh(now, transport, true, presented)
     fresh.meta = payload.meta
-    fresh.data = payload.data
+    fresh.data = data
     fresh.renewCookie = opened.renew
     return state
   }

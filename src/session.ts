@@ -95,17 +95,17 @@ export class Session<Data extends object = Record<string, unknown>> {
 
   /** True when no stored session was found for this request (first visit, expired, destroyed or forged). */
   get isNew(): boolean {
-    return stateOf(this).loaded === undefined
+    return this.#read().loaded === undefined
   }
 
   /** When the session was first created. */
   get createdAt(): Date {
-    return new Date(stateOf(this).meta.createdAt)
+    return new Date(this.#read().meta.createdAt)
   }
 
   /** The absolute deadline: the session ends then however active it is. */
   get absoluteExpiresAt(): Date {
-    return new Date(stateOf(this).meta.absoluteExpiresAt)
+    return new Date(this.#read().meta.absoluteExpiresAt)
   }
 
   /** The user bound by {@link login}, or undefined for an anonymous session. */
@@ -284,6 +284,7 @@ export class Session<Data extends object = Record<string, unknown>> {
         'the session was already committed with its response; changes would be lost',
       )
     }
+    state.accessed = true
     return state
   }
 }
