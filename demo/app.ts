@@ -1,12 +1,34 @@
-// The login demo: a form, a profile page that only a logged-in user sees, and log out.
-import express, { type ErrorRequestHandler } from 'express'
-import { createMetrics, type Session, type SessionManager } from 'tessera'
+// The demo: log in, a profile with a flash message, a counter kept in the session, "your sessions" (every
+// device, revoke one, log out everywhere else), log out, and a "what the server sees" panel on every page.
+import { join } from 'node:path'
+import express, { type ErrorRequestHandler, type Request, type Response } from 'express'
+import {
+  createMetrics,
+  SessionConfigError,
+  type SessionCookieOptions,
+  type SessionManager,
+  userAgentFamily,
+} from 'tessera'
 import { csrf, session } from 'tessera/express'
 import { verifyPassword } from './users.js'
+import {
+  escapeHtml,
+  flash,
+  loginForm,
+  logoutForm,
+  page,
+  profileBody,
+  type ServerView,
+  serverPanel,
+  sessionsTable,
+  statelessExplanation,
+} from './views.js'
 
 export interface DemoData {
   /** Shown once on the next page, then gone (session.take). */
   notice?: string
+  /** The profile page's counter: a value that changes the session. */
+  counter?: number
 }
 
 declare module 'tessera' {
@@ -15,26 +37,67 @@ declare module 'tessera' {
   }
 }
 
-export function createDemoApp(sessions: SessionManager<DemoData>): express.Express {
+export interface DemoOptions {
+  /** The cookie options the manager was created with, so the panel can show them. @default tessera's defaults */
+  readonly cookie?: SessionCookieOptions
+  /** The --store URL, password already hidden, for the panel. */
+  readonly storeLabel?: string
+  /** Current time for the panel's Max-Age; the manager's clock in tests. @default Date.now */
+  readonly clock?: () => number
+}
+
+export function createDemoApp(
+  sessions: SessionManager<DemoData>,
+  options: DemoOptions = {},
+): express.Express {
   const app = express()
   app.disable('x-powered-by')
-  // Prometheus metrics of the session layer; mounted before the session middleware so scrapes cost nothing.
+  const clock = options.clock ?? Date.now
+  const cookie = options.cookie ?? {}
+  const view: ServerView = {
+    cookieName: sessions.cookieName,
+    httpOnly: cookie.httpOnly ?? true,
+    secure: cookie.secure ?? true,
+    sameSite: cookie.sameSite ?? 'Lax',
+    persistent: cookie.persistent ?? true,
+    idleTimeout: sessions.idleTimeout,
+    absoluteTimeout: sessions.absoluteTimeout,
+    storeKind: sessions.store.constructor.name,
+    storeLabel: options.storeLabel,
+  }
+  // Prometheus metrics of the session layer and the stylesheet; mounted before the session middleware so they
+  // cost no session work.
   const metrics = createMetrics(sessions)
   app.get('/metrics', (_req, res) => {
     res.type(metrics.contentType).send(metrics.render())
   })
+  app.use(express.static(join(import.meta.dirname, 'public'), { index: false, maxAge: '1h' }))
   app.use(session(sessions), express.urlencoded({ extended: false, limit: '4kb' }), csrf())
 
-  app.get('/', (req, res) => {
+  const panel = (req: Request) => serverPanel(req.session, view, clock())
+  const chrome = (req: Request) => ({ logout: logoutForm(req.session), panel: panel(req) })
+
+  /** The logged-in user, or undefined after answering 401. */
+  function requireUser(req: Request, res: Response, title: string): string | undefined {
     const user = req.session.userId
-    res.send(
-      page(
-        'Log in',
-        user === undefined
-          ? loginForm(req.session)
-          : `<p>You are logged in as <strong>${escapeHtml(user)}</strong>.</p><p><a href="/profile">Your profile</a></p>${logoutForm(req.session)}`,
-      ),
-    )
+    if (user === undefined) {
+      res.status(401).send(
+        page({
+          title,
+          body: '<section class="card"><h1>Please log in first.</h1><p><a href="/">Log in</a></p></section>',
+        }),
+      )
+    }
+    return user
+  }
+
+  app.get('/', (req, res) => {
+    if (req.session.userId === undefined) {
+      res.send(page({ title: 'Log in', body: loginForm(req.session), current: '/', panel: panel(req) }))
+    } else {
+      const body = `<section class="card"><h1>Hello again</h1><p>You are logged in as <strong>${escapeHtml(req.session.userId)}</strong>.</p><p><a href="/profile">Your profile</a> · <a href="/sessions">Your sessions</a></p></section>`
+      res.send(page({ title: 'Home', body, current: '/', ...chrome(req) }))
+    }
   })
 
   app.post('/login', async (req, res) => {
@@ -44,32 +107,108 @@ export function createDemoApp(sessions: SessionManager<DemoData>): express.Expre
         ? await verifyPassword(username, password)
         : undefined
     if (user === undefined) {
-      res
-        .status(401)
-        .send(
-          page(
-            'Log in',
-            `<p class="error" role="alert">Wrong username or password.</p>${loginForm(req.session)}`,
-          ),
-        )
+      res.status(401).send(page({ title: 'Log in', body: loginForm(req.session, true), panel: panel(req) }))
       return
     }
     // login() issues a new session ID (a session ID planted before login is worthless after it) and binds the
-    // user, so "log out everywhere" can find this session later.
+    // user, so "your sessions" and "log out everywhere else" can find this session later.
     await req.session.login(user)
     req.session.set('notice', `Logged in as ${user}.`)
     res.redirect(303, '/profile')
   })
 
   app.get('/profile', (req, res) => {
+    const user = requireUser(req, res, 'Profile')
+    if (user === undefined) return
+    const notice = req.session.take('notice')
+    res.send(
+      page({
+        title: 'Profile',
+        body: profileBody(req.session, user, notice),
+        current: '/profile',
+        ...chrome(req),
+      }),
+    )
+  })
+
+  app.post('/counter', (req, res) => {
+    if (requireUser(req, res, 'Profile') === undefined) return
+    const action = (req.body as Record<string, unknown> | undefined)?.action
+    req.session.set('counter', action === 'reset' ? 0 : (req.session.get('counter') ?? 0) + 1)
+    res.redirect(303, '/profile')
+  })
+
+  app.get('/sessions', async (req, res) => {
+    const json = req.accepts(['html', 'json']) === 'json'
     const user = req.session.userId
     if (user === undefined) {
-      res.status(401).send(page('Profile', '<p>Please log in first.</p><p><a href="/">Log in</a></p>'))
+      if (json) res.status(401).json({ error: 'Please log in first.' })
+      else requireUser(req, res, 'Your sessions')
+      return
+    }
+    let list: Awaited<ReturnType<typeof sessions.listSessions>>
+    try {
+      list = await sessions.listSessions(user, { current: req.session })
+    } catch (error) {
+      // A CookieStore keeps nothing on the server, so there is nothing to list: explain instead of failing.
+      if (!(error instanceof SessionConfigError)) throw error
+      if (json) {
+        res.status(501).json({ error: 'Sessions sealed in cookies (--store cookie:) cannot be listed.' })
+        return
+      }
+      res.send(
+        page({
+          title: 'Your sessions',
+          body: `<section class="card" aria-labelledby="sessions-title"><h1 id="sessions-title">Your sessions</h1>${statelessExplanation()}</section>`,
+          current: '/sessions',
+          ...chrome(req),
+        }),
+      )
+      return
+    }
+    if (json) {
+      res.json(
+        list.map((info) => ({
+          handle: info.handle,
+          current: info.current,
+          browser: userAgentFamily(info.userAgent),
+          ip: info.ip ?? null,
+          createdAt: info.createdAt.toISOString(),
+          authenticatedAt: info.authenticatedAt?.toISOString() ?? null,
+          lastSeenAt: info.lastSeenAt.toISOString(),
+          expiresAt: info.expiresAt.toISOString(),
+        })),
+      )
       return
     }
     const notice = req.session.take('notice')
-    const flash = notice === undefined ? '' : `<p class="notice" role="status">${escapeHtml(notice)}</p>`
-    res.send(page('Profile', `${flash}<h2>Welcome, ${escapeHtml(user)}!</h2>${logoutForm(req.session)}`))
+    res.send(
+      page({
+        title: 'Your sessions',
+        body: `${flash(notice)}<section class="card" aria-labelledby="sessions-title"><h1 id="sessions-title">Your sessions</h1>
+<p>Every browser you are logged in on. Revoke one you do not recognise: it is logged out on its next request.</p>
+${sessionsTable(req.session, list)}</section>`,
+        current: '/sessions',
+        ...chrome(req),
+      }),
+    )
+  })
+
+  app.post('/sessions/revoke', async (req, res) => {
+    const user = requireUser(req, res, 'Your sessions')
+    if (user === undefined) return
+    const handle = (req.body as Record<string, unknown> | undefined)?.handle
+    const revoked = typeof handle === 'string' && (await sessions.revokeSession(user, handle))
+    req.session.set('notice', revoked ? 'That session is logged out.' : 'That session had already ended.')
+    res.redirect(303, '/sessions')
+  })
+
+  app.post('/sessions/revoke-others', async (req, res) => {
+    const user = requireUser(req, res, 'Your sessions')
+    if (user === undefined) return
+    const count = await sessions.revokeSessions(user, { except: req.session })
+    req.session.set('notice', `Logged out ${count} other session${count === 1 ? '' : 's'}.`)
+    res.redirect(303, '/sessions')
   })
 
   app.post('/logout', async (req, res) => {
@@ -86,56 +225,13 @@ export function createDemoApp(sessions: SessionManager<DemoData>): express.Expre
         : status === 403
           ? 'This form has expired or came from another site. Please go back, reload the page and try again.'
           : 'Something went wrong.'
-    res
-      .status(status)
-      .send(page('Error', `<p class="error" role="alert">${message}</p><p><a href="/">Home</a></p>`))
+    res.status(status).send(
+      page({
+        title: 'Error',
+        body: `<section class="card"><h1>Sorry</h1><p class="error" role="alert">${escapeHtml(message)}</p><p><a href="/">Home</a></p></section>`,
+      }),
+    )
   }
   app.use(onError)
   return app
-}
-
-function csrfField(session: Session<DemoData>): string {
-  return `<input type="hidden" name="_csrf" value="${session.csrfToken()}">`
-}
-
-function loginForm(session: Session<DemoData>): string {
-  return `<form method="post" action="/login">
-  ${csrfField(session)}
-  <label>Username <input name="username" autocomplete="username" required></label>
-  <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
-  <button type="submit">Log in</button>
-</form>
-<p class="hint">Try <code>rasmus</code> / <code>default</code>.</p>`
-}
-
-function logoutForm(session: Session<DemoData>): string {
-  return `<form method="post" action="/logout">${csrfField(session)}<button type="submit">Log out</button></form>`
-}
-
-function page(title: string, body: string): string {
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${escapeHtml(title)} · tessera demo</title>
-<style>
-  body { font: 16px/1.5 system-ui, sans-serif; max-width: 32rem; margin: 3rem auto; padding: 0 1rem; color: #1d2330; }
-  h1 { font-size: 1.25rem; letter-spacing: .02em; }
-  label { display: block; margin: .75rem 0; }
-  input { display: block; width: 100%; padding: .5rem; font: inherit; border: 1px solid #9aa3b5; border-radius: 6px; }
-  button { padding: .5rem 1.25rem; font: inherit; border: 0; border-radius: 6px; background: #2f5bd3; color: white; cursor: pointer; }
-  .error { color: #a51d2d; } .hint { color: #5c6478; font-size: .9rem; }
-  .notice { background: #e7f0ff; border-left: 4px solid #2f5bd3; padding: .5rem .75rem; }
-</style>
-</head>
-<body>
-<h1>tessera demo</h1>
-${body}
-</body>
-</html>`
-}
-
-function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (char) => `&#${char.charCodeAt(0)};`)
 }

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createSessionManager, openStore } from 'tessera'
+import { createSessionManager, openStore, type SessionCookieOptions } from 'tessera'
 import { createDemoApp, type DemoData } from './app.js'
 
 const USAGE = `Usage: npm start -- [options]
@@ -32,19 +32,25 @@ if (values.help) {
 }
 
 const store = await openStore(values.store)
+// tessera's defaults, spelled out so the demo's "what the server sees" panel shows what the manager was given.
+const cookie: SessionCookieOptions = { httpOnly: true, secure: true, sameSite: 'Lax' }
+const storeLabel = values.store.replace(/\/\/[^@/]*@/, '//***@').replace(/(password=)[^&]*/gi, '$1***')
 const sessions = createSessionManager<DemoData>({
   store,
+  cookie,
   secrets: [secret()],
   idleTimeout: milliseconds(values['idle-timeout'], '--idle-timeout'),
   absoluteTimeout: milliseconds(values['absolute-timeout'], '--absolute-timeout'),
 })
-const server = createDemoApp(sessions).listen(Number(values.port), values.host, () => {
-  const address = server.address()
-  const port = typeof address === 'object' && address !== null ? address.port : values.port
-  console.log(
-    `tessera demo on http://localhost:${port} (store: ${values.store.replace(/\/\/[^@/]*@/, '//***@')})`,
-  )
-})
+const server = createDemoApp(sessions, { cookie, storeLabel }).listen(
+  Number(values.port),
+  values.host,
+  () => {
+    const address = server.address()
+    const port = typeof address === 'object' && address !== null ? address.port : values.port
+    console.log(`tessera demo on http://localhost:${port} (store: ${storeLabel})`)
+  },
+)
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {

@@ -182,7 +182,112 @@ describe('the login demo over HTTP', () => {
   })
 })
 
+describe("the demo's sessions page, counter and server panel over HTTP", () => {
+  let origin: string
+  let server: Server
+  before(async () => {
+    const sessions = createSessionManager<DemoData>({ store: new MemoryStore(), secrets: [SECRET_NEW] })
+    server = createDemoApp(sessions, { storeLabel: 'memory:' }).listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    origin = `http://localhost:${(server.address() as AddressInfo).port}`
+  })
+  after(() => {
+    server.close()
+  })
+
+  it('lists every device of the user as HTML and as JSON, revokes one, and logs out everywhere else', async () => {
+    const laptop = new Browser(origin)
+    const phone = new Browser(origin)
+    await logIn(laptop)
+    await logIn(phone)
+    const html = await (await laptop.fetch('/sessions', { headers: { 'user-agent': 'curl/8' } })).text()
+    assert.equal(html.match(/<tr[ >]/g)?.length, 3, 'a header row and two sessions')
+    assert.match(html, /this device/)
+    const response = await laptop.fetch('/sessions', { headers: { accept: 'application/json' } })
+    assert.match(response.headers.get('content-type') ?? '', /^application\/json/)
+    const list = (await response.json()) as { handle: string; current: boolean; browser: string }[]
+    assert.equal(list.length, 2)
+    assert.deepEqual(list.map((info) => info.current).sort(), [false, true])
+    const cookie = (await laptop.cookie('__Host-sid'))!
+    assert.ok(!JSON.stringify(list).includes(cookie.split('.')[0]!), 'never the session ID')
+    const other = list.find((info) => !info.current)!
+    const _csrf = await formToken(laptop, '/sessions')
+    assert.equal((await laptop.post('/sessions/revoke', { handle: other.handle, _csrf })).status, 303)
+    assert.match(await (await laptop.fetch('/sessions')).text(), /That session is logged out\./)
+    assert.match(await (await phone.fetch('/profile')).text(), /Please log in first/)
+    await logIn(phone)
+    const again = await laptop.post('/sessions/revoke-others', {
+      _csrf: await formToken(laptop, '/sessions'),
+    })
+    assert.equal(again.status, 303)
+    assert.match(await (await laptop.fetch('/sessions')).text(), /Logged out 1 other session\./)
+    assert.match(await (await phone.fetch('/profile')).text(), /Please log in first/)
+    assert.match(await (await laptop.fetch('/profile')).text(), /Welcome, rasmus!/)
+  })
+
+  it('answers 401 on /sessions to a visitor, as HTML and as JSON', async () => {
+    const visitor = new Browser(origin)
+    assert.equal((await visitor.fetch('/sessions')).status, 401)
+    const json = await visitor.fetch('/sessions', { headers: { accept: 'application/json' } })
+    assert.equal(json.status, 401)
+    assert.deepEqual(await json.json(), { error: 'Please log in first.' })
+  })
+
+  it('keeps a counter in the session', async () => {
+    const browser = new Browser(origin)
+    await logIn(browser)
+    for (let i = 0; i < 3; i++) {
+      const _csrf = await formToken(browser, '/profile')
+      assert.equal((await browser.post('/counter', { action: 'increment', _csrf })).status, 303)
+    }
+    assert.match(await (await browser.fetch('/profile')).text(), /<output id="counter"[^>]*>3</)
+    await browser.post('/counter', { action: 'reset', _csrf: await formToken(browser, '/profile') })
+    assert.match(await (await browser.fetch('/profile')).text(), /<output id="counter"[^>]*>0</)
+  })
+
+  it('shows what the server sees, never the session ID or the secret', async () => {
+    const browser = new Browser(origin)
+    await logIn(browser)
+    const html = await (await browser.fetch('/profile')).text()
+    assert.match(html, /What the server sees/)
+    assert.match(html, /<dt>HttpOnly<\/dt><dd>yes/)
+    assert.match(html, /<dt>SameSite<\/dt><dd>Lax/)
+    assert.match(html, /<dt>Max-Age<\/dt><dd>1800 s/)
+    assert.match(html, /<code>MemoryStore<\/code>/)
+    const id = (await browser.cookie('__Host-sid'))!.split('.')[0]!
+    assert.ok(!html.includes(id), 'never the session ID')
+    assert.ok(!html.includes(SECRET_NEW), 'never the secret')
+  })
+
+  it('serves its stylesheet without touching the session', async () => {
+    const response = await fetch(`${origin}/style.css`)
+    assert.equal(response.status, 200)
+    assert.match(response.headers.get('content-type') ?? '', /^text\/css/)
+    assert.deepEqual(response.headers.getSetCookie(), [])
+  })
+})
+
 describe('the login demo with stateless sessions (--store cookie:)', () => {
+  it('explains on /sessions why it cannot list devices', async () => {
+    const sessions = createSessionManager<DemoData>({ store: new CookieStore(), secrets: [SECRET_NEW] })
+    const server = createDemoApp(sessions, { storeLabel: 'cookie:' }).listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    try {
+      const browser = new Browser(`http://localhost:${(server.address() as AddressInfo).port}`)
+      await logIn(browser)
+      const page = await browser.fetch('/sessions')
+      assert.equal(page.status, 200)
+      const html = await page.text()
+      assert.match(html, /cannot list the browsers you are logged in on/)
+      assert.match(html, /<code>CookieStore<\/code>/)
+      const json = await browser.fetch('/sessions', { headers: { accept: 'application/json' } })
+      assert.equal(json.status, 501)
+      assert.match(((await json.json()) as { error: string }).error, /cannot be listed/)
+    } finally {
+      server.close()
+    }
+  })
+
   it('logs in, keeps the session in the cookie alone, and logs out', async () => {
     const sessions = createSessionManager<DemoData>({ store: new CookieStore(), secrets: [SECRET_NEW] })
     const server = createDemoApp(sessions).listen(0, '127.0.0.1')
