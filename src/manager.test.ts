@@ -976,7 +976,13 @@ function bound(target: object, property: string | symbol): unknown {
 describe('store timeouts', () => {
   it('fails a request with a StoreError when the store does not answer within storeTimeout', async () => {
     const hanging: Store = new Proxy(new MemoryStore({ cleanupIntervalMs: 0 }), {
-      get: (target, property) => (property === 'get' ? () => new Promise(() => {}) : bound(target, property)),
+      // A networked store that stops answering (not ephemeral: in-process stores are not timed).
+      get: (target, property) =>
+        property === 'get'
+          ? () => new Promise(() => {})
+          : property === 'ephemeral'
+            ? false
+            : bound(target, property),
     })
     const writer = createSessionManager<Data>({
       store: new MemoryStore({ cleanupIntervalMs: 0 }),
@@ -990,5 +996,18 @@ describe('store timeouts', () => {
       (error: unknown) => error instanceof StoreError && /within 50 ms/.test(error.message),
     )
     assert.ok(Date.now() - started < 1000)
+  })
+})
+
+describe('cookie refresh', () => {
+  it('re-sends the presented token unchanged when only the Max-Age moves, and a new one after regenerate()', async () => {
+    const { manager, clock } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    clock.advance(2 * 60_000)
+    const { cookie: refreshed, result } = await request(manager, cookie, (s) => s.set('visits', 2))
+    assert.equal(result.setCookie.length, 1)
+    assert.equal(refreshed, cookie)
+    const { cookie: regenerated } = await request(manager, cookie, (s) => s.regenerate())
+    assert.notEqual(regenerated, cookie)
   })
 })

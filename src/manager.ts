@@ -472,11 +472,14 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       return this.#fresh(now, transport, true)
     }
     const verified = new Map<string, boolean>()
+    // The presented value of each ID signed with the newest secret: re-sending it spares an HMAC.
+    const signedValues = new Map<string, string>()
     let reason: RejectionReason = 'malformed'
     for (const candidate of distinct) {
       const unsigned = this.#signer.unsign(candidate)
       if (unsigned !== undefined && isWellFormedId(unsigned.value)) {
         verified.set(unsigned.value, (verified.get(unsigned.value) ?? false) || unsigned.renew)
+        if (!unsigned.renew) signedValues.set(unsigned.value, candidate)
       } else if (SIGNED_SHAPE.test(candidate)) {
         reason = 'bad-signature'
       }
@@ -485,8 +488,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       verified.size === 1 ? this.#fromCache(request, [...verified][0]!, now, transport) : undefined
     if (cached !== undefined) {
       const [, meta] = cached
-      if (!(await this.#bindingHolds(meta.meta, transport, meta.key)))
+      if (this.#binding !== undefined && !(await this.#bindingHolds(meta.meta, transport, meta.key))) {
         return this.#fresh(now, transport, true)
+      }
       const cachedState = stateOf(cached[0])
       const data = await this.#validData(cachedState.data, meta.key)
       if (data === undefined) return this.#fresh(now, transport, true)
@@ -512,8 +516,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       if (verified.size === 0) this.#events.emit('rejected', { reason })
       return this.#fresh(now, transport, true)
     }
-    if (!(await this.#bindingHolds(found.payload.meta, transport, found.key)))
+    if (
+      this.#binding !== undefined &&
+      !(await this.#bindingHolds(found.payload.meta, transport, found.key))
+    ) {
       return this.#fresh(now, transport, true)
+    }
     const data = await this.#validData(found.payload.data, found.key)
     if (data === undefined) return this.#fresh(now, transport, true)
 
@@ -532,6 +540,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       data,
       cookiePresented: true,
       renewCookie: found.renew,
+      signedValue: signedValues.get(found.id),
       clearCookie: false,
       forceTouch: false,
       tokenIssued: false,
@@ -596,8 +605,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     let token: string | undefined
     if (this.#transportOption.type === 'cookie') {
       if (issue === 'end') setCookie.push(this.#clearingCookie(state.transport))
-      else if (issue !== undefined)
-        setCookie.push(this.#cookieFor(issue.id, issue.expiresAt, now, state.transport))
+      else if (issue !== undefined) {
+        const signed = issue.id === state.id ? state.signedValue : undefined
+        setCookie.push(this.#cookieFor(issue.id, issue.expiresAt, now, state.transport, signed))
+      }
     } else if (issue !== undefined) {
       token = issue === 'end' ? '' : this.#signer.sign(issue.id)
     }
@@ -714,6 +725,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     }
     state.loaded = undefined
     state.validated = undefined
+    state.signedValue = undefined
     state.id = undefined
     state.clearCookie = true
     // CSRF tokens handed out under the old ID must not work under the new one (a planted pre-login token).
@@ -1135,10 +1147,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return Math.min(now + this.idleTimeout, meta.absoluteExpiresAt)
   }
 
-  #cookieFor(id: string, expiresAt: number, now: number, transport: Transport): string {
+  #cookieFor(id: string, expiresAt: number, now: number, transport: Transport, signed?: string): string {
     const attributes = this.#attributes(transport)
     if (this.#cookie.persistent) attributes.maxAge = Math.max(1, Math.ceil((expiresAt - now) / 1000))
-    return serializeCookie(this.cookieName, this.#signer.sign(id), attributes)
+    return serializeCookie(this.cookieName, signed ?? this.#signer.sign(id), attributes)
   }
 
   #clearingCookie(transport: Transport, name = this.cookieName): string {
@@ -1203,6 +1215,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const started = timed ? performance.now() : 0
     let timer: ReturnType<typeof setTimeout> | undefined
     try {
+      if (this.#store.ephemeral === true) {
+        // An in-process store cannot hang on a network: spare every call a timer and a race.
+        const result = await run()
+        if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
+        return result
+      }
       // A hung backend must fail the request, not hold it (and its socket) forever.
       const deadline = new Promise<never>((_, reject) => {
         timer = setTimeout(

@@ -37,6 +37,8 @@ export interface SessionState {
   data: Record<string, unknown>
   /** A session cookie was presented, so clearing it means something to the browser. */
   cookiePresented: boolean
+  /** The presented token, when the newest secret signed it: re-sent as is when only Max-Age changes. */
+  signedValue?: string | undefined
   /** The presented cookie verified under an older secret: re-issue it under the newest one. */
   renewCookie: boolean
   /** The cookie must be cleared unless a new session is persisted in this response (after destroy/regenerate). */

@@ -1,4 +1,5 @@
 // The one place the core touches node:crypto, so a Web Crypto seam can replace it for edge runtimes.
+import * as nodeCrypto from 'node:crypto'
 import {
   createCipheriv,
   createDecipheriv,
@@ -16,8 +17,14 @@ export function randomToken(byteLength: number): string {
 
 /** SHA-256 of a UTF-8 string, as 64 lowercase hex characters (the store key of a session ID). */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value).digest('hex')
+  return oneShotHash === undefined
+    ? createHash('sha256').update(value).digest('hex')
+    : oneShotHash('sha256', value, 'hex')
 }
+
+// crypto.hash (Node 20.12+) skips the Hash object: about three times faster for one short input.
+const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string })
+  .hash
 
 /** HMAC-SHA256 of `message` under `key`, base64url without padding (43 characters). */
 export function hmacSha256(key: Uint8Array, message: string): string {
