@@ -531,24 +531,16 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       version: found.record.version,
       expiresAt: found.record.expiresAt,
     }
-    const state: SessionState = {
-      presentedChunks: [],
-      validated: loaded, // just read from the store
-      id: found.id,
-      loaded,
-      meta: found.payload.meta,
-      data,
-      cookiePresented: true,
-      renewCookie: found.renew,
-      signedValue: signedValues.get(found.id),
-      clearCookie: false,
-      forceTouch: false,
-      tokenIssued: false,
-      accessed: false,
-      committed: false,
-      transport,
-    }
-    return new Session<Data>(state, this.#controller)
+    const session = this.#fresh(now, transport, true)
+    const state = stateOf(session)
+    state.id = found.id
+    state.loaded = loaded
+    state.validated = loaded // just read from the store
+    state.meta = found.payload.meta
+    state.data = data
+    state.renewCookie = found.renew
+    state.signedValue = signedValues.get(found.id)
+    return session
   }
 
   /**
