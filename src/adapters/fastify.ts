@@ -32,6 +32,7 @@ import { isSessionError } from '../errors.js'
 import type { RegisteredData } from '../index.js'
 import type { CommitResult, SessionManager, SessionRequest } from '../manager.js'
 import type { Session as TesseraSession } from '../session.js'
+import { withVary } from '../vary.js'
 import { sessionRequestOf } from './node.js'
 
 declare module 'fastify' {
@@ -106,11 +107,8 @@ export function applyCommit(reply: FastifyReply, result: CommitResult): void {
   if (result.cacheControl !== undefined) reply.header('cache-control', result.cacheControl)
   if (result.vary !== undefined) {
     const current = reply.getHeader('vary')
-    const vary = current === undefined ? '' : [current].flat().join(', ')
-    const listed = vary.split(',').map((name) => name.trim().toLowerCase())
-    if (!listed.includes('*') && !listed.includes(result.vary.toLowerCase())) {
-      reply.header('vary', vary === '' ? result.vary : `${vary}, ${result.vary}`)
-    }
+    const vary = withVary(current === undefined ? '' : [current].flat().join(', '), result.vary)
+    if (vary !== undefined) reply.header('vary', vary)
   }
 }
 

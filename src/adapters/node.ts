@@ -20,6 +20,7 @@ import { CSRF_HEADER, type CsrfRequest } from '../csrf.js'
 import { isSessionError, SessionCommittedError } from '../errors.js'
 import type { CommitResult, SessionManager, SessionRequest } from '../manager.js'
 import type { Session } from '../session.js'
+import { withVary } from '../vary.js'
 
 /** What the manager needs to know about a node:http request. */
 export function sessionRequestOf(req: IncomingMessage): SessionRequest {
@@ -103,11 +104,8 @@ export function applyCommit(res: ServerResponse, result: CommitResult): void {
   if (result.referrerPolicy !== undefined) res.setHeader('Referrer-Policy', result.referrerPolicy)
   if (result.cacheControl !== undefined) res.setHeader('Cache-Control', result.cacheControl)
   if (result.vary !== undefined) {
-    const vary = toList(res.getHeader('vary')).join(', ')
-    const listed = vary.split(',').map((name) => name.trim().toLowerCase())
-    if (!listed.includes('*') && !listed.includes(result.vary.toLowerCase())) {
-      res.setHeader('Vary', vary === '' ? result.vary : `${vary}, ${result.vary}`)
-    }
+    const vary = withVary(toList(res.getHeader('vary')).join(', '), result.vary)
+    if (vary !== undefined) res.setHeader('Vary', vary)
   }
 }
 

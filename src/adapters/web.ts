@@ -19,6 +19,7 @@ import type { MiddlewareHandler } from 'hono'
 import { isSessionError } from '../errors.js'
 import type { CommitResult, SessionManager, SessionRequest } from '../manager.js'
 import type { Session } from '../session.js'
+import { withVary } from '../vary.js'
 
 /**
  * What the manager needs to know about a `Request`; the URL's scheme says whether it came over TLS. `ip` is
@@ -75,11 +76,8 @@ export function applyCommit(headers: Headers, result: CommitResult): void {
   if (result.referrerPolicy !== undefined) headers.set('referrer-policy', result.referrerPolicy)
   if (result.cacheControl !== undefined) headers.set('cache-control', result.cacheControl)
   if (result.vary !== undefined) {
-    const vary = headers.get('vary') ?? ''
-    const listed = vary.split(',').map((name) => name.trim().toLowerCase())
-    if (!listed.includes('*') && !listed.includes(result.vary.toLowerCase())) {
-      headers.set('vary', vary === '' ? result.vary : `${vary}, ${result.vary}`)
-    }
+    const vary = withVary(headers.get('vary') ?? '', result.vary)
+    if (vary !== undefined) headers.set('vary', vary)
   }
 }
 
