@@ -1,4 +1,9 @@
 // Shared test fixtures: secrets, an injectable clock, a store that counts its calls, and a one-request driver.
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
 
 import type { CommitResult, SessionManager, SessionRequest } from '../src/manager.js'
 import type { Session } from '../src/session.js'
@@ -101,4 +106,38 @@ export function attribute(setCookie: string, name: string): string | true | unde
     if (key?.toLowerCase() === name.toLowerCase()) return value.length === 0 ? true : value.join('=')
   }
   return undefined
+}
+
+/**
+ * Runs an ES module `script` in a child Node process (under tsx) where the packages in `hidden` cannot be
+ * resolved, as if they were not installed: how the stores' "missing driver" errors are tested.
+ */
+export function runWithoutPackages(
+  hidden: readonly string[],
+  script: string,
+  options: { env?: NodeJS.ProcessEnv; timeout?: number } = {},
+): SpawnSyncReturns<string> {
+  const dir = mkdtempSync(join(tmpdir(), 'tessera-hidden-'))
+  try {
+    const hooks = join(dir, 'hide.mjs')
+    writeFileSync(
+      hooks,
+      `const hidden = ${JSON.stringify(hidden)}
+      export function resolve(specifier, context, next) {
+        return next(hidden.includes(specifier) ? './missing/' + specifier + '.js' : specifier, context)
+      }`,
+    )
+    const register = join(dir, 'register.mjs')
+    writeFileSync(
+      register,
+      `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(hooks).href)})`,
+    )
+    return spawnSync(
+      process.execPath,
+      ['--import', 'tsx', '--import', pathToFileURL(register).href, '--input-type=module', '-e', script],
+      { timeout: options.timeout ?? 20_000, encoding: 'utf8', env: options.env ?? process.env },
+    )
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
 }

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir, userInfo } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { pathToFileURL } from 'node:url'
 import pg from 'pg'
+import { runWithoutPackages } from '../../test/support.js'
 import { SessionConfigError, StoreError } from '../errors.js'
 import type { StoreRecord } from '../store.js'
 import { assertEveryCallFailsWithStoreError, runStoreContract } from '../testing/store-contract.js'
@@ -570,19 +570,7 @@ describe('PostgresStore', { skip }, () => {
     })
 
     it('names the package to install when pg cannot be loaded, and needs it only for open()', () => {
-      // A resolve hook makes pg look uninstalled in the child process.
-      const hooks = join(dir, 'hide-pg.mjs')
-      writeFileSync(
-        hooks,
-        `export function resolve(specifier, context, next) {
-          return next(specifier === 'pg' ? './missing/pg.js' : specifier, context)
-        }`,
-      )
-      const register = join(dir, 'register-hooks.mjs')
-      writeFileSync(
-        register,
-        `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(hooks).href)})`,
-      )
+      // pg looks uninstalled in the child process.
       const script = `
         const { PostgresStore } = await import(${JSON.stringify(new URL('./postgres.ts', import.meta.url).href)})
         const fake = { query: async () => ({ rows: [], rowCount: 0 }) }
@@ -595,15 +583,7 @@ describe('PostgresStore', { skip }, () => {
           console.log(JSON.stringify({ miss: miss ?? null, code: error.code, message: error.message }))
         }
       `
-      const child = runNode([
-        '--import',
-        'tsx',
-        '--import',
-        pathToFileURL(register).href,
-        '--input-type=module',
-        '-e',
-        script,
-      ])
+      const child = runWithoutPackages(['pg'], script, { env: { ...process.env, PG_URL: connectionString } })
       assert.equal(child.status, 0, child.stderr)
       const outcome = JSON.parse(child.stdout) as { miss: null; code: string; message: string }
       assert.equal(outcome.miss, null)

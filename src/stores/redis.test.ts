@@ -2,16 +2,12 @@
 // is skipped with a notice, except under CI=true, where an unreachable server is a failure.
 
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
 import { randomBytes, randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { pathToFileURL } from 'node:url'
 import { Redis } from 'ioredis'
 import { createClient, createSentinel } from 'redis'
+import { runWithoutPackages } from '../../test/support.js'
 import { SessionConfigError, StoreError } from '../errors.js'
 import type { Store, StoreRecord } from '../store.js'
 import { assertEveryCallFailsWithStoreError, runStoreContract } from '../testing/store-contract.js'
@@ -325,23 +321,8 @@ describe('RedisStore', skip === undefined ? {} : { skip }, () => {
     })
 
     it('names both drivers when neither can be loaded, and falls back to node-redis without ioredis', () => {
-      const dir = mkdtempSync(join(tmpdir(), 'tessera-redis-'))
-      try {
-        const run = (hidden: string[]) => {
-          const hooks = join(dir, `hide-${hidden.join('-')}.mjs`)
-          writeFileSync(
-            hooks,
-            `const hidden = ${JSON.stringify(hidden)}
-            export function resolve(specifier, context, next) {
-              return next(hidden.includes(specifier) ? './missing/' + specifier + '.js' : specifier, context)
-            }`,
-          )
-          const register = join(dir, `register-${hidden.join('-')}.mjs`)
-          writeFileSync(
-            register,
-            `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(hooks).href)})`,
-          )
-          const script = `
+      const run = (hidden: string[]) => {
+        const script = `
             const { RedisStore } = await import(${JSON.stringify(new URL('./redis.ts', import.meta.url).href)})
             try {
               const store = await RedisStore.open({ url: ${JSON.stringify(url)}, prefix: ${JSON.stringify(newPrefix('driver'))} })
@@ -354,30 +335,15 @@ describe('RedisStore', skip === undefined ? {} : { skip }, () => {
               console.log(JSON.stringify({ code: error.code, message: error.message }))
             }
           `
-          const child = spawnSync(
-            process.execPath,
-            [
-              '--import',
-              'tsx',
-              '--import',
-              pathToFileURL(register).href,
-              '--input-type=module',
-              '-e',
-              script,
-            ],
-            { timeout: 20_000, encoding: 'utf8' },
-          )
-          assert.equal(child.status, 0, child.stderr)
-          return JSON.parse(child.stdout) as unknown
-        }
-        assert.deepEqual(run(['ioredis']), { created: true, data: '{"x":1}' })
-        const outcome = run(['ioredis', 'redis']) as { code: string; message: string }
-        assert.equal(outcome.code, 'ERR_SESSION_CONFIG')
-        assert.match(outcome.message, /npm install ioredis/)
-        assert.match(outcome.message, /npm install redis/)
-      } finally {
-        rmSync(dir, { recursive: true, force: true })
+        const child = runWithoutPackages(hidden, script)
+        assert.equal(child.status, 0, child.stderr)
+        return JSON.parse(child.stdout) as unknown
       }
+      assert.deepEqual(run(['ioredis']), { created: true, data: '{"x":1}' })
+      const outcome = run(['ioredis', 'redis']) as { code: string; message: string }
+      assert.equal(outcome.code, 'ERR_SESSION_CONFIG')
+      assert.match(outcome.message, /npm install ioredis/)
+      assert.match(outcome.message, /npm install redis/)
     })
   })
 

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
-import { pathToFileURL } from 'node:url'
 import Database from 'better-sqlite3'
+import { runWithoutPackages } from '../../test/support.js'
 import { SessionConfigError, StoreError } from '../errors.js'
 import type { StoreRecord } from '../store.js'
 import { assertEveryCallFailsWithStoreError, runStoreContract } from '../testing/store-contract.js'
@@ -105,19 +105,7 @@ describe('SqliteStore', () => {
     })
 
     it('names the package to install when no driver can be loaded', () => {
-      // A resolve hook makes better-sqlite3 look uninstalled in the child process.
-      const hooks = join(dir, 'hide-better-sqlite3.mjs')
-      writeFileSync(
-        hooks,
-        `export function resolve(specifier, context, next) {
-          return next(specifier === 'better-sqlite3' ? './missing/better-sqlite3.js' : specifier, context)
-        }`,
-      )
-      const register = join(dir, 'register-hooks.mjs')
-      writeFileSync(
-        register,
-        `import { register } from 'node:module'\nregister(${JSON.stringify(pathToFileURL(hooks).href)})`,
-      )
+      // better-sqlite3 looks uninstalled in the child process.
       const script = `
         const { SqliteStore } = await import(${JSON.stringify(new URL('./sqlite.ts', import.meta.url).href)})
         try {
@@ -127,15 +115,7 @@ describe('SqliteStore', () => {
           console.log(JSON.stringify({ code: error.code, message: error.message }))
         }
       `
-      const child = runNode([
-        '--import',
-        'tsx',
-        '--import',
-        pathToFileURL(register).href,
-        '--input-type=module',
-        '-e',
-        script,
-      ])
+      const child = runWithoutPackages(['better-sqlite3'], script)
       assert.equal(child.status, 0, child.stderr)
       const outcome: unknown = JSON.parse(child.stdout)
       if (nodeSqlite) {
