@@ -47,7 +47,7 @@ export { createMetrics, type SessionMetrics } from './metrics.js'
 export type { SessionMigration, StandardIssue, StandardResult, StandardSchemaV1 } from './schema.js'
 export { Session } from './session.js'
 export type { Secret } from './signer.js'
-export type { KeyedStoreRecord, Store, StoreRecord } from './store.js'
+export type { KeyedStoreRecord, Store, StoreRecord, StoreStats } from './store.js'
 export { openStore, STORE_SCHEMES } from './store-url.js'
 
 /**

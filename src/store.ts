@@ -20,6 +20,16 @@ export interface StoreRecord {
   readonly userId?: string | undefined
 }
 
+/** What an operator sees of a store's contents: `tessera stats`, and the manager's metrics. */
+export interface StoreStats {
+  /** Records live at `now`. */
+  readonly live: number
+  /** Records past their expiry that cleanup has not deleted yet (0 for stores with native expiry). */
+  readonly expired: number
+  /** Bytes of serialized session data held (the `data` strings, UTF-8); the store's own overhead is not counted. */
+  readonly bytes: number
+}
+
 /** A record together with its key, as returned by {@link Store.listByUser}. */
 export interface KeyedStoreRecord {
   readonly key: string
@@ -76,6 +86,12 @@ export interface Store {
    * may include expired records that cleanup had not reached yet).
    */
   destroyByUser(userId: string, options?: { exceptKey?: string | undefined }): Promise<number>
+
+  /**
+   * Counts what the store holds at `now`. Optional: a store that cannot count cheaply (or at all, like a bridge
+   * to a store without `all()`) leaves it out, and `tessera stats` says so.
+   */
+  stats?(now: number): Promise<StoreStats>
 
   /** Deletes records expired at `now` and resolves how many were deleted. Safe to call at any time. */
   cleanup(now: number): Promise<number>
