@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { createSessionManager, openStore, type SessionCookieOptions } from 'tessera'
+import { createSessionManager, openStore, type SessionCookieOptions, type SessionLogger } from 'tessera'
 import { createDemoApp, type DemoData } from './app.js'
 
 const USAGE = `Usage: npm start -- [options]
@@ -14,6 +14,7 @@ const USAGE = `Usage: npm start -- [options]
                              file:<dir>, postgres://…, redis://…, or cookie: (stateless, sealed in the cookie)
   --idle-timeout <time>      e.g. 30m, 900s, 1800000 (ms); default 30m
   --absolute-timeout <time>  e.g. 12h, 7d; default 12h
+  --log-level <level>        debug, info, warn, error or silent (default info, or LOG_LEVEL); JSON lines on stdout
 Environment: SESSION_SECRET (at least 32 random bytes); without it a development secret is kept in data/dev-secret.`
 
 const { values } = parseArgs({
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     store: { type: 'string', default: 'sqlite:./data/sessions.db' },
     'idle-timeout': { type: 'string', default: '30m' },
     'absolute-timeout': { type: 'string', default: '12h' },
+    'log-level': { type: 'string', default: process.env.LOG_LEVEL ?? 'info' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -41,6 +43,7 @@ const sessions = createSessionManager<DemoData>({
   secrets: [secret()],
   idleTimeout: milliseconds(values['idle-timeout'], '--idle-timeout'),
   absoluteTimeout: milliseconds(values['absolute-timeout'], '--absolute-timeout'),
+  logger: jsonLogger(values['log-level']),
 })
 const server = createDemoApp(sessions, { cookie, storeLabel }).listen(
   Number(values.port),
@@ -52,12 +55,30 @@ const server = createDemoApp(sessions, { cookie, storeLabel }).listen(
   },
 )
 
+// Graceful stop: no new connections, let the requests in flight save their sessions, then close the store.
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     server.close()
-    server.closeAllConnections()
-    void store.close()
+    server.closeIdleConnections()
+    void sessions.close({ timeout: 5_000 }).finally(() => server.closeAllConnections())
   })
+}
+
+// pino's shape with none of its dependencies: one JSON object per line on stdout. In an app, pass pino itself.
+function jsonLogger(level: string): SessionLogger {
+  const levels = ['debug', 'info', 'warn', 'error'] as const
+  const threshold = level === 'silent' ? levels.length : levels.indexOf(level as (typeof levels)[number])
+  if (threshold === -1) {
+    console.error(`--log-level: expected debug, info, warn, error or silent, got ${JSON.stringify(level)}`)
+    process.exit(2)
+  }
+  const method = (name: (typeof levels)[number]) => (object: Record<string, unknown>, msg: string) => {
+    if (levels.indexOf(name) < threshold) return
+    const { err, ...rest } = object
+    const error = err instanceof Error ? { err: { type: err.name, message: err.message } } : {}
+    console.log(JSON.stringify({ level: name, time: Date.now(), ...rest, ...error, msg }))
+  }
+  return { debug: method('debug'), info: method('info'), warn: method('warn'), error: method('error') }
 }
 
 function secret(): string {

@@ -16,6 +16,7 @@ export type SessionErrorCode =
   | 'ERR_SESSION_DESTROYED'
   | 'ERR_SESSION_CSRF'
   | 'ERR_SESSION_LIMIT'
+  | 'ERR_SESSION_CLOSED'
 
 /** Base class of every tessera error. */
 export class SessionError extends Error {
@@ -98,6 +99,12 @@ export class SessionLimitError extends SessionError {
   override readonly status = 403
 }
 
+/** The manager was closed (`manager.close()`, during shutdown): it loads no new sessions. */
+export class SessionClosedError extends SessionError {
+  override readonly code = 'ERR_SESSION_CLOSED' as const
+  override readonly status = 503
+}
+
 /** Union of every concrete error class, so `switch (err.code)` narrows. */
 export type AnySessionError =
   | SessionConfigError
@@ -109,6 +116,7 @@ export type AnySessionError =
   | SessionDestroyedError
   | CsrfError
   | SessionLimitError
+  | SessionClosedError
 
 /** True when `value` is an error thrown by tessera. Compares codes, never messages. */
 export function isSessionError(value: unknown): value is AnySessionError {

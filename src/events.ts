@@ -30,6 +30,8 @@ export interface SessionEvents {
   touched: { session: string; expiresAt: number }
   regenerated: { session: string | undefined }
   loggedIn: { session: string | undefined; userId: string }
+  /** The session's ID was replaced by `renewal`; the old one follows to `successor` for the grace window. */
+  renewed: { session: string; successor: string }
   destroyed: { session: string | undefined }
   rejected: { reason: RejectionReason; session?: string | undefined }
   conflict: { session: string; attempt: number }

@@ -14,6 +14,7 @@ export {
   type AnySessionError,
   CsrfError,
   isSessionError,
+  SessionClosedError,
   SessionCommittedError,
   SessionConfigError,
   SessionConflictError,
@@ -43,6 +44,7 @@ export {
   type SessionWarning,
   type UserSessionInfo,
 } from './manager.js'
+export type { SessionLogger } from './logger.js'
 export { createMetrics, type SessionMetrics } from './metrics.js'
 export type { SessionMigration, StandardIssue, StandardResult, StandardSchemaV1 } from './schema.js'
 export { Session } from './session.js'

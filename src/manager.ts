@@ -15,6 +15,7 @@ import {
   serializeCookie,
 } from './cookie/serialize.js'
 import {
+  SessionClosedError,
   SessionCommittedError,
   SessionConfigError,
   SessionConflictError,
@@ -33,6 +34,7 @@ import {
 } from './events.js'
 import { assertStrongGenerator, generateSessionId, isWellFormedId } from './id.js'
 import { sha256Hex } from './internal/crypto.js'
+import { attachLogger, type SessionLogger } from './logger.js'
 import { type Payload, parsePayload, type SessionMeta, serializePayload } from './payload.js'
 import { type SessionMigration, type StandardSchemaV1, validateSessionData } from './schema.js'
 import { Sealer } from './sealer.js'
@@ -168,8 +170,30 @@ export interface SessionManagerOptions {
   generateId?: () => string
   /** Current time in epoch milliseconds; inject one in tests. @default Date.now */
   clock?: () => number
-  /** Receives configuration warnings (each is given once). @default process.emitWarning */
+  /** Receives configuration warnings (each is given once). @default process.emitWarning, or `logger.warn` */
   onWarning?: (warning: SessionWarning) => void
+  /**
+   * Logs the session lifecycle (pino's `(object, message)` shape; see {@link SessionLogger}): created, saved
+   * and touched at debug, login, regeneration, renewal, destruction and rejected cookies at info, suspected
+   * tampering and hijacking at warn, store failures at error. Sessions appear as handles only, never an ID.
+   */
+  logger?: SessionLogger
+  /**
+   * When the store fails while loading, serve the request with an empty, read-only session instead of a 503:
+   * for public pages that merely greet a logged-in user. Off by default, because a fresh session in place of
+   * the real one is what logs users out. A degraded session (`session.degraded`) never sets or clears the
+   * cookie, and a commit that would write anything fails with the `StoreError`. Pass a function to decide
+   * per request (`request.url` holds the path).
+   * @default false
+   */
+  failOpen?: boolean | ((request: SessionRequest) => boolean)
+  /**
+   * Renews the session ID while the session is in use: once the current ID is `after` ms old, the next
+   * request's response carries a new ID. Requests already in flight with the old ID (parallel fetches, other
+   * tabs) keep working for `grace` ms (default 30 s): they read and write the renewed session, and their
+   * responses never hand the old ID back. Limits how long a stolen cookie stays useful.
+   */
+  renewal?: { readonly after: number; readonly grace?: number }
 }
 
 /** A configuration problem noticed at run time, with the fix in its message. */
@@ -304,6 +328,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #maxSessionsPerUser:
     | { readonly limit: number; readonly onLimit: 'evict-oldest' | 'reject-new' }
     | undefined
+  readonly #failOpen: boolean | ((request: SessionRequest) => boolean)
+  readonly #renewal: { readonly after: number; readonly grace: number } | undefined
+  /** Set by close(): no new loads. */
+  #closing: Promise<void> | undefined
+  /** Sessions loaded and not yet committed, plus loads in progress: what close() waits for. */
+  #active = 0
+  #onIdle: (() => void) | undefined
 
   constructor(options: SessionManagerOptions) {
     if (options === null || typeof options !== 'object') throw new TypeError('options must be an object')
@@ -356,13 +387,44 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     this.#saveUninitialized = options.saveUninitialized ?? false
     this.#trustProxy = options.trustProxy ?? false
     this.#clock = options.clock ?? Date.now
-    this.#warn = options.onWarning ?? emitWarning
+    const logger = options.logger
+    if (
+      logger !== undefined &&
+      !['info', 'warn', 'error'].every((level) => typeof logger[level as 'info'] === 'function')
+    ) {
+      throw new SessionConfigError('logger needs info, warn and error methods (pino, bunyan or console fit)')
+    }
+    this.#warn =
+      options.onWarning ??
+      (logger === undefined ? emitWarning : (warning) => logger.warn({ code: warning.code }, warning.message))
     this.#events = new SessionEventEmitter((error) =>
       this.#warn({
         code: 'TESSERA_LISTENER_ERROR',
         message: `tessera: an event listener threw: ${error instanceof Error ? error.message : String(error)}`,
       }),
     )
+    if (logger !== undefined) attachLogger(this.#events, logger)
+    this.#failOpen = options.failOpen ?? false
+    if (typeof this.#failOpen !== 'boolean' && typeof this.#failOpen !== 'function') {
+      throw new SessionConfigError('failOpen must be true, false or a function of the request')
+    }
+    if (options.renewal !== undefined) {
+      if (isCookieStore(options.store)) {
+        throw new SessionConfigError(
+          'renewal needs a server-side store: a stateless session has no ID to renew (every response re-seals it)',
+        )
+      }
+      const after = duration('renewal.after', options.renewal.after, 0)
+      const grace = positiveInteger('renewal.grace', options.renewal.grace, 30_000)
+      if (grace > 5 * 60_000 || grace >= after) {
+        throw new SessionConfigError(
+          'renewal.grace must be at most 5 minutes and shorter than renewal.after: it is only for requests already in flight',
+        )
+      }
+      this.#renewal = { after, grace }
+    } else {
+      this.#renewal = undefined
+    }
     if (options.generateId !== undefined) assertStrongGenerator(options.generateId)
     this.#generateId = options.generateId ?? generateSessionId
 
@@ -455,7 +517,39 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * @throws {StoreError} when the store fails: the request must fail (5xx), never carry on with a fresh
    * session that would log the user out.
    */
-  async load(request: SessionRequest): Promise<Session<Data>> {
+  load(request: SessionRequest): Promise<Session<Data>> {
+    if (this.#closing !== undefined) {
+      return Promise.reject(
+        new SessionClosedError('the session manager is closed; the server is shutting down'),
+      )
+    }
+    this.#active++
+    return this.#load(request).catch((error: unknown) => {
+      this.#release()
+      if (error instanceof StoreError && this.#failsOpen(request)) return this.#degraded(request)
+      throw error
+    })
+  }
+
+  #failsOpen(request: SessionRequest): boolean {
+    const failOpen = this.#failOpen
+    if (typeof failOpen === 'boolean') return failOpen
+    try {
+      return failOpen(request) === true
+    } catch {
+      return false // a broken policy must not turn an outage into something worse
+    }
+  }
+
+  // failOpen: an empty session that may be read but not written, and that leaves the client's cookie alone.
+  #degraded(request: SessionRequest): Session<Data> {
+    const session = this.#fresh(this.#clock(), this.#transport(request), false)
+    stateOf(session).degraded = true
+    this.#active++
+    return session
+  }
+
+  async #load(request: SessionRequest): Promise<Session<Data>> {
     const now = this.#clock()
     const transport = this.#transport(request)
     if (this.#sealed !== undefined) return this.#loadSealed(this.#sealed, request, now, transport)
@@ -497,7 +591,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       cachedState.data = data
       return cached[0]
     }
-    let found: { id: string; renew: boolean; key: string; record: StoreRecord; payload: Payload } | undefined
+    let found:
+      | { id: string; renew: boolean; key: string; record: StoreRecord; payload: Payload; followed?: true }
+      | undefined
     for (const [id, renew] of verified) {
       const key = sha256Hex(id)
       const live = await this.#read(key, now)
@@ -510,7 +606,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         this.#events.emit('rejected', { reason: 'duplicate', session: sessionHandle(key) })
         return this.#fresh(now, transport, true)
       }
-      found = { id, renew, key, ...live }
+      const current = live.payload.meta.successor === undefined ? undefined : await this.#follow(live, now)
+      if (current === null) {
+        reason = 'unknown'
+        this.#events.emit('rejected', { reason, session: sessionHandle(key) })
+        continue
+      }
+      found = current === undefined ? { id, renew, key, ...live } : { id, renew: false, ...current }
     }
     if (found === undefined) {
       if (verified.size === 0) this.#events.emit('rejected', { reason })
@@ -540,7 +642,26 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.data = data
     state.renewCookie = found.renew
     state.signedValue = signedValues.get(found.id)
+    state.followed = found.followed === true
     return session
+  }
+
+  // The record a renewed ID continues as (renewal's grace window), or null when that session has ended too.
+  async #follow(
+    live: { record: StoreRecord; payload: Payload },
+    now: number,
+  ): Promise<{ key: string; record: StoreRecord; payload: Payload; followed: true } | null> {
+    let current = live
+    // Two hops at most: a session renewed twice within one grace window; a longer chain is not ours.
+    for (let hop = 0; hop < 2; hop++) {
+      const key = current.payload.meta.successor
+      if (key === undefined) break
+      const next = await this.#read(key, now)
+      if ('reason' in next) return null
+      if (next.payload.meta.successor === undefined) return { key, ...next, followed: true }
+      current = next
+    }
+    return null
   }
 
   /**
@@ -557,7 +678,16 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const state = stateOf(session)
     if (state.committed) throw new SessionCommittedError('the session was already committed')
     state.committed = true
+    try {
+      return await this.#commit(state)
+    } finally {
+      this.#release()
+    }
+  }
+
+  async #commit(state: SessionState): Promise<CommitResult> {
     const now = this.#clock()
+    if (state.degraded) return this.#commitDegraded(state)
     if (this.#sealed !== undefined) return this.#commitSealed(this.#sealed, state, now)
     // What to tell the client: a token (new ID, renewed signature or refreshed Max-Age), an ended session, or nothing.
     let issue: { id: string; expiresAt: number } | 'end' | undefined
@@ -582,10 +712,88 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       } else if (state.clearCookie && state.cookiePresented) issue = 'end'
     } else {
       const expiresAt = await this.#save(state, state.loaded, now)
+      const renewal = this.#renewal
+      const renewed =
+        renewal !== undefined &&
+        !state.followed &&
+        now - (state.meta.issuedAt ?? state.meta.createdAt) >= renewal.after
+          ? await this.#renew(state, renewal.grace, now)
+          : undefined
       const refreshed = expiresAt !== state.loaded.expiresAt && this.#cookie.persistent
-      if (refreshed || state.renewCookie) issue = { id: state.id!, expiresAt }
+      // A request that reached the session through a renewed ID never hands that ID back: the response that
+      // renewed it may already have given the client the new one.
+      if (renewed !== undefined) issue = renewed
+      else if ((refreshed || state.renewCookie) && !state.followed) issue = { id: state.id!, expiresAt }
     }
     return this.#result(state, issue, now)
+  }
+
+  // failOpen: nothing may be written while the store is down; a read-only request passes without a cookie.
+  #commitDegraded(state: SessionState): CommitResult {
+    const { userId, csrfSecret } = state.meta
+    const changed =
+      Object.keys(state.data).length > 0 ||
+      userId !== undefined ||
+      csrfSecret !== undefined ||
+      state.tokenIssued ||
+      state.clearCookie
+    if (changed) {
+      throw new StoreError(
+        'the session store was unavailable when this request began, so its session cannot be changed',
+      )
+    }
+    return this.#result(state, undefined, this.#clock())
+  }
+
+  // renewal: moves the session to a new ID, leaving behind a record that forwards the old ID to the new one
+  // until the grace window closes. Resolves undefined (renew on a later request) when another request wrote
+  // the session meanwhile, so that no write can land on the old record unseen.
+  async #renew(
+    state: SessionState,
+    grace: number,
+    now: number,
+  ): Promise<{ id: string; expiresAt: number } | undefined> {
+    const current = state.validated ?? state.loaded
+    const payload = current === undefined ? undefined : parsePayload(current.raw, Number.POSITIVE_INFINITY)
+    if (current === undefined || payload === undefined) return undefined
+    const id = this.#generateId()
+    const key = sha256Hex(id)
+    const meta: SessionMeta = { ...payload.meta, issuedAt: now }
+    const text = this.#serialize(meta, payload.data)
+    const expiresAt = this.#expiryAt(now, meta)
+    const { userId } = meta
+    const created = await this.#call('create', () =>
+      this.#store.create(key, { data: text, expiresAt, version: 1, userId }, now),
+    )
+    if (!created) return undefined
+    // The forwarding record holds no data (nothing is ever served from it) and dies with the grace window
+    // even if a late touch moves its store expiry.
+    const forwardMeta: SessionMeta = {
+      ...payload.meta,
+      absoluteExpiresAt: Math.min(payload.meta.absoluteExpiresAt, now + grace),
+      successor: key,
+    }
+    const forward: StoreRecord = {
+      data: serializePayload(forwardMeta, {}),
+      expiresAt: Math.min(current.expiresAt, now + grace),
+      version: current.version + 1,
+      userId,
+    }
+    const forwarded = await this.#call('update', () =>
+      this.#store.update(current.key, forward, current.version, now),
+    )
+    if (!forwarded) {
+      await this.#call('destroy', () => this.#store.destroy(key)).catch(() => undefined)
+      return undefined
+    }
+    state.id = id
+    state.meta = meta
+    state.loaded = { key, raw: text, version: 1, expiresAt }
+    state.validated = state.loaded
+    state.signedValue = undefined
+    state.renewCookie = false
+    this.#events.emit('renewed', { session: sessionHandle(current.key), successor: sessionHandle(key) })
+    return { id, expiresAt }
   }
 
   #result(
@@ -649,6 +857,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     }
     // A data write always carries the fresh idle deadline; `rolling` only decides whether reads refresh it too.
     const written = expiresAt
+    let key = loaded.key
     let expectedVersion = loaded.version
     for (let attempt = 0; ; attempt++) {
       const record: StoreRecord = {
@@ -657,12 +866,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         version: expectedVersion + 1,
         userId: state.meta.userId,
       }
-      if (await this.#call('update', () => this.#store.update(loaded.key, record, expectedVersion, now))) {
-        state.validated = { key: loaded.key, raw: text, version: record.version, expiresAt: written }
-        this.#events.emit('saved', { session: sessionHandle(loaded.key), version: record.version })
+      if (await this.#call('update', () => this.#store.update(key, record, expectedVersion, now))) {
+        state.validated = { key, raw: text, version: record.version, expiresAt: written }
+        this.#events.emit('saved', { session: sessionHandle(key), version: record.version })
         return written
       }
-      this.#events.emit('conflict', { session: sessionHandle(loaded.key), attempt: attempt + 1 })
+      this.#events.emit('conflict', { session: sessionHandle(key), attempt: attempt + 1 })
       if (attempt >= this.#maxConflictRetries) {
         throw new SessionConflictError(
           `the session kept changing under concurrent requests; gave up after ${attempt + 1} attempts without overwriting`,
@@ -670,7 +879,16 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       }
       // Spread the retries of many writers racing on one session, so each round lets someone through.
       await sleep(Math.random() * Math.min(500, 2 ** (attempt + 1)))
-      const current = await this.#read(loaded.key, now)
+      let current = await this.#read(key, now)
+      if (!('reason' in current) && current.payload.meta.successor !== undefined) {
+        // Renewed since this request loaded it: the change belongs to the session under its new ID.
+        const next = await this.#follow(current, now)
+        current = next ?? { reason: 'unknown' }
+        if (next !== null) {
+          key = next.key
+          state.followed = true
+        }
+      }
       if ('reason' in current) {
         throw new SessionDestroyedError(
           'the session was destroyed by another request; its changes were dropped',
@@ -684,6 +902,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   }
 
   async #create(state: SessionState, now: number): Promise<{ id: string; expiresAt: number }> {
+    // renewal counts an ID's age from its issue; a session's first ID is issued at its creation.
+    if (this.#renewal !== undefined && state.meta.createdAt !== now)
+      state.meta = { ...state.meta, issuedAt: now }
     const text = this.#serialize(state.meta, state.data)
     const expiresAt = this.#expiryAt(now, state.meta)
     // Insert-if-absent: a colliding ID (astronomically unlikely with 256 bits) gets a new one, never an overwrite.
@@ -714,7 +935,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const loaded = state.loaded
     if (loaded !== undefined && this.#sealed === undefined) {
       await this.#call('destroy', () => this.#store.destroy(loaded.key))
+      // Reached through a renewed ID: end the forwarding record too, so the old ID stops at once.
+      const forwarding = state.followed && state.id !== undefined ? sha256Hex(state.id) : undefined
+      if (forwarding !== undefined) await this.#call('destroy', () => this.#store.destroy(forwarding))
     }
+    state.followed = false
     state.loaded = undefined
     state.validated = undefined
     state.signedValue = undefined
@@ -767,6 +992,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       const payload = parsePayload(record.data, this.#maxDataBytes * 4)
       // A record whose payload names another user is not this user's, whatever the index says.
       if (payload === undefined || payload.meta.userId !== userId || record.expiresAt <= now) continue
+      if (payload.meta.successor !== undefined) continue // an old ID in its renewal grace window
       const { meta } = payload
       sessions.push({
         handle: key,
@@ -1113,6 +1339,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       accessed: false,
       committed: false,
       transport,
+      degraded: false,
+      followed: false,
     }
     return new Session<Data>(state, this.#controller)
   }
@@ -1237,6 +1465,40 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  /**
+   * Shuts down gracefully: loads no new sessions (`load()` rejects with `SessionClosedError`, a 503), waits up
+   * to `timeout` ms for the sessions already loaded to be committed and for saves in flight to finish, then
+   * closes the store. A store closes only what it opened itself, never a client you passed to it; pass
+   * `closeStore: false` to keep a store that something else still uses. Idempotent.
+   *
+   * @example
+   * process.once('SIGTERM', () => server.close(() => sessions.close()))
+   */
+  close(options: { readonly timeout?: number; readonly closeStore?: boolean } = {}): Promise<void> {
+    this.#closing ??= this.#shutdown(options.timeout ?? 10_000, options.closeStore ?? true)
+    return this.#closing
+  }
+
+  async #shutdown(timeout: number, closeStore: boolean): Promise<void> {
+    if (this.#active > 0) {
+      await new Promise<void>((resolve) => {
+        // Bounded: a handler that never commits its session must not hold the shutdown forever.
+        const timer = setTimeout(resolve, timeout)
+        this.#onIdle = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
+      this.#onIdle = undefined
+    }
+    if (closeStore) await this.store.close()
+  }
+
+  #release(): void {
+    if (this.#active > 0) this.#active--
+    if (this.#active === 0) this.#onIdle?.()
   }
 
   /**

@@ -16,6 +16,13 @@ export interface SessionMeta {
   readonly ip?: string
   /** Per-session secret behind the CSRF tokens; replaced whenever the session ID is. */
   readonly csrfSecret?: string
+  /** Epoch ms the current ID was issued, when `renewal` is on and it differs from `createdAt`. */
+  readonly issuedAt?: number
+  /**
+   * Set only on the record an ID renewal left behind: the store key of the session it continues as. Requests
+   * still carrying the old ID during the grace window are served (and write) there.
+   */
+  readonly successor?: string
 }
 
 export interface Payload {
@@ -32,6 +39,8 @@ interface Wire {
   ua?: string
   ip?: string
   k?: string
+  n?: number
+  s?: string
   d: Record<string, unknown>
 }
 
@@ -39,6 +48,7 @@ interface Wire {
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype'])
 
 const MAX_DEPTH = 64
+const STORE_KEY = /^[0-9a-f]{64}$/
 
 export function serializePayload(meta: SessionMeta, data: Record<string, unknown>): string {
   const wire: Wire = { v: 1, c: meta.createdAt, a: meta.absoluteExpiresAt, d: data }
@@ -49,6 +59,8 @@ export function serializePayload(meta: SessionMeta, data: Record<string, unknown
     if (meta.ip !== undefined) wire.ip = meta.ip
   }
   if (meta.csrfSecret !== undefined) wire.k = meta.csrfSecret
+  if (meta.issuedAt !== undefined) wire.n = meta.issuedAt
+  if (meta.successor !== undefined) wire.s = meta.successor
   return JSON.stringify(wire)
 }
 
@@ -66,7 +78,7 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     return undefined
   }
   if (!isPlainObject(wire) || wire.v !== 1) return undefined
-  const { c, a, d, u, t, ua, ip, k } = wire
+  const { c, a, d, u, t, ua, ip, k, n, s } = wire
   if (!isTimestamp(c) || !isTimestamp(a) || !isPlainObject(d) || depthExceeds(d, MAX_DEPTH)) return undefined
   if (
     !isOptional(u, 'string') ||
@@ -77,6 +89,8 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     return undefined
   }
   if (t !== undefined && !isTimestamp(t)) return undefined
+  if (n !== undefined && !isTimestamp(n)) return undefined
+  if (s !== undefined && !(typeof s === 'string' && STORE_KEY.test(s))) return undefined
   const meta: SessionMeta = {
     createdAt: c,
     absoluteExpiresAt: a,
@@ -85,6 +99,8 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     ...(typeof ua === 'string' && { userAgent: ua }),
     ...(typeof ip === 'string' && { ip }),
     ...(typeof k === 'string' && { csrfSecret: k }),
+    ...(typeof n === 'number' && { issuedAt: n }),
+    ...(typeof s === 'string' && { successor: s }),
   }
   return { meta, data: d }
 }

@@ -55,6 +55,13 @@ export interface SessionState {
   accessed: boolean
   committed: boolean
   readonly transport: Transport
+  /** `failOpen`: the store failed at load, so this empty session may be read but never written. */
+  degraded: boolean
+  /**
+   * Loaded through an ID that `renewal` has replaced (a request in flight during the grace window): reads and
+   * writes go to the renewed record, and the response never hands the old ID back.
+   */
+  followed: boolean
 }
 
 /** What a session needs from its manager to act on the store right away. */
@@ -98,6 +105,14 @@ export class Session<Data extends object = Record<string, unknown>> {
   /** True when no stored session was found for this request (first visit, expired, destroyed or forged). */
   get isNew(): boolean {
     return this.#read().loaded === undefined
+  }
+
+  /**
+   * True when the store was down at load and `failOpen` served this request an empty, read-only session.
+   * Show a "sessions are briefly unavailable" notice rather than a logged-out page.
+   */
+  get degraded(): boolean {
+    return this.#read().degraded
   }
 
   /** When the session was first created. */
