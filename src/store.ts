@@ -20,14 +20,34 @@ export interface StoreRecord {
   readonly userId?: string | undefined
 }
 
-/** What an operator sees of a store's contents: `tessera stats`, and the manager's metrics. */
+/**
+ * What an operator sees of a store's contents: `tessera stats`, and the manager's metrics. Exact counts of
+ * what the store holds at the moment of the call, never estimates.
+ */
 export interface StoreStats {
-  /** Records live at `now`. */
+  /** Records live at `now` (`expiresAt > now`). */
   readonly live: number
-  /** Records past their expiry that cleanup has not deleted yet (0 for stores with native expiry). */
+  /**
+   * Records still held whose expiry has passed at `now` (`expiresAt <= now`): what `cleanup(now)` would
+   * delete. A store whose backend frees records on its own (Redis TTL) counts the ones it has not freed yet,
+   * so there it is usually 0.
+   */
   readonly expired: number
-  /** Bytes of serialized session data held (the `data` strings, UTF-8); the store's own overhead is not counted. */
+  /**
+   * UTF-8 bytes of the `data` strings of every record counted, live and expired. Keys, metadata, indexes and
+   * the backend's own overhead are not counted.
+   */
   readonly bytes: number
+}
+
+/** Options of {@link Store.cleanup}. */
+export interface CleanupOptions {
+  /**
+   * Called during the sweep with the number of records deleted so far (a running total that never goes
+   * down), by stores that delete in batches: after each batch that deleted something. A store that sweeps in
+   * one step may never call it. It must not throw; what it throws rejects the cleanup.
+   */
+  readonly onProgress?: ((deleted: number) => void) | undefined
 }
 
 /** A record together with its key, as returned by {@link Store.listByUser}. */
@@ -88,13 +108,18 @@ export interface Store {
   destroyByUser(userId: string, options?: { exceptKey?: string | undefined }): Promise<number>
 
   /**
-   * Counts what the store holds at `now`. Optional: a store that cannot count cheaply (or at all, like a bridge
-   * to a store without `all()`) leaves it out, and `tessera stats` says so.
+   * Counts what the store holds at `now`: exactly, by the rules of {@link StoreStats} (the store contract
+   * checks them). It may read every record (an aggregate query, a directory walk, a `SCAN`), so it is meant
+   * for operators and metrics scraped now and then, not for requests. Optional: a store that cannot count
+   * (a bridge to a store without `all()`) leaves it out, and `tessera stats` says so.
    */
   stats?(now: number): Promise<StoreStats>
 
-  /** Deletes records expired at `now` and resolves how many were deleted. Safe to call at any time. */
-  cleanup(now: number): Promise<number>
+  /**
+   * Deletes records expired at `now` and resolves how many were deleted. Safe to call at any time. Stores that
+   * delete in batches report their progress through `options.onProgress` (`tessera purge-expired` draws it).
+   */
+  cleanup(now: number, options?: CleanupOptions): Promise<number>
 
   /**
    * Stops timers and closes what the store itself opened (never a client the user passed in). Idempotent.

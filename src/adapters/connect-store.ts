@@ -17,6 +17,8 @@
  *   "your devices" and "log out everywhere" then do nothing.
  * - **Cleanup.** Expired records are freed by the store's own TTL; `cleanup()` deletes the expired records
  *   `all()` lists, and resolves 0 without `all()`.
+ * - **Stats without `all()`.** `stats()` counts what `all()` lists (a full scan); a bridge to a store without
+ *   `all()` has no `stats` method at all, and `tessera stats` says so.
  *
  * Subpath: `tessera/connect`.
  *
@@ -34,7 +36,7 @@
  * @module
  */
 import { StoreError } from '../errors.js'
-import type { KeyedStoreRecord, Store, StoreRecord } from '../store.js'
+import type { CleanupOptions, KeyedStoreRecord, Store, StoreRecord, StoreStats } from '../store.js'
 
 /** The callback API of an express-session store; `touch` and the other optional methods are not used. */
 export interface ConnectStore {
@@ -79,6 +81,8 @@ export function fromConnectStore(store: ConnectStore, options: ConnectStoreOptio
 
 class ConnectStoreBridge implements Store {
   readonly ephemeral: boolean
+  /** Present only when the store has `all()`: without it there is nothing to count from. */
+  readonly stats?: (now: number) => Promise<StoreStats>
   readonly #store: ConnectStore
   readonly #timeout: number
   readonly #clock: () => number
@@ -96,6 +100,7 @@ class ConnectStoreBridge implements Store {
     this.ephemeral = options.ephemeral ?? false
     this.#timeout = options.timeout ?? 5_000
     this.#clock = options.clock ?? Date.now
+    if (typeof store.all === 'function') this.stats = (now) => this.#stats(now)
   }
 
   async get(key: string, now: number): Promise<StoreRecord | undefined> {
@@ -147,7 +152,7 @@ class ConnectStoreBridge implements Store {
     return count
   }
 
-  async cleanup(now: number): Promise<number> {
+  async cleanup(now: number, options: CleanupOptions = {}): Promise<number> {
     let count = 0
     for (const { key, record } of await this.#all()) {
       if (record.expiresAt > now) continue
@@ -157,9 +162,23 @@ class ConnectStoreBridge implements Store {
         await this.#call<void>('destroy', (done) => this.#store.destroy(key, done))
         return true
       })
-      if (deleted) count++
+      if (!deleted) continue
+      count++
+      options.onProgress?.(count)
     }
     return count
+  }
+
+  async #stats(now: number): Promise<StoreStats> {
+    let live = 0
+    let expired = 0
+    let bytes = 0
+    for (const { record } of await this.#all()) {
+      if (record.expiresAt > now) live++
+      else expired++
+      bytes += Buffer.byteLength(record.data, 'utf8')
+    }
+    return { live, expired, bytes }
   }
 
   async close(): Promise<void> {

@@ -45,7 +45,7 @@ import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SessionConfigError, StoreError } from '../errors.js'
-import type { KeyedStoreRecord, Store, StoreRecord } from '../store.js'
+import type { CleanupOptions, KeyedStoreRecord, Store, StoreRecord, StoreStats } from '../store.js'
 
 /**
  * Options for {@link FileStore}.
@@ -330,14 +330,40 @@ export class FileStore implements Store {
   }
 
   /**
+   * Reads every record file (without locks, like `get`) and counts live and expired records and the bytes of
+   * their data. Files that do not hold a valid record are not counted.
+   */
+  async stats(now: number): Promise<StoreStats> {
+    return this.#run('stats', async () => {
+      let live = 0
+      let expired = 0
+      let bytes = 0
+      const keys: string[] = []
+      for (const name of await readdir(this.#directory)) {
+        const record = RECORD_FILE.exec(name)
+        if (record !== null) keys.push(record[1]!)
+      }
+      await forEach(keys, async (key) => {
+        const loaded = await this.#load(key)
+        if (loaded === undefined || loaded === CORRUPT) return // deleted meanwhile, or not a record
+        if (loaded.expiresAt > now) live++
+        else expired++
+        bytes += Buffer.byteLength(loaded.data, 'utf8')
+      })
+      return { live, expired, bytes }
+    })
+  }
+
+  /**
    * Deletes the records expired at `now` (and corrupt record files, which are not counted), stray temporary
    * files, stale locks and user markers that point nowhere. Records whose mtime says they are live are not
    * read. Every deletion happens under the key's lock after a second look, so a sweep racing a write, or
    * another sweep, never deletes a record that was just written and never counts one twice. A file that
-   * cannot be handled does not stop the sweep; the call then rejects with the first error.
+   * cannot be handled does not stop the sweep; the call then rejects with the first error. `onProgress`
+   * hears the running total after each record deleted.
    */
-  async cleanup(now: number): Promise<number> {
-    return this.#run('cleanup', () => this.#sweep(now))
+  async cleanup(now: number, options: CleanupOptions = {}): Promise<number> {
+    return this.#run('cleanup', () => this.#sweep(now, options.onProgress))
   }
 
   /**
@@ -466,7 +492,7 @@ export class FileStore implements Store {
     }
   }
 
-  async #sweep(now: number): Promise<number> {
+  async #sweep(now: number, onProgress?: CleanupOptions['onProgress']): Promise<number> {
     const records: string[] = []
     const temps = new Map<string, string[]>()
     const locks: string[] = []
@@ -509,6 +535,7 @@ export class FileStore implements Store {
           present.delete(key)
           if (current === undefined || current === CORRUPT) return
           deleted++
+          onProgress?.(deleted)
           if (current.userId !== undefined) await this.#dropMarker(current.userId, key)
         })
       }),

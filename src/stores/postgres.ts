@@ -12,7 +12,7 @@ import { createHash } from 'node:crypto'
 import { userInfo } from 'node:os'
 import type { Pool } from 'pg'
 import { SessionConfigError, StoreError } from '../errors.js'
-import type { KeyedStoreRecord, Store, StoreRecord } from '../store.js'
+import type { CleanupOptions, KeyedStoreRecord, Store, StoreRecord, StoreStats } from '../store.js'
 
 /** What a query resolves to; `pg`'s `QueryResult` fits. */
 export interface PostgresQueryResult {
@@ -112,6 +112,13 @@ export interface PostgresStoreOptions {
 export interface PostgresStoreOpenOptions extends Omit<PostgresStoreOptions, 'pool'> {
   /** A libpq-style URL, as `pg.Pool` takes it. For more pool settings, create the pool yourself. */
   connectionString: string
+  /**
+   * Return without connecting: the table is checked (and created) on the first call instead, so the app can
+   * start while PostgreSQL is down (its requests get `StoreError`s until then). By default `open()` connects
+   * and rejects with a `StoreError` when the server cannot be reached.
+   * @default false
+   */
+  lazy?: boolean
 }
 
 /**
@@ -178,6 +185,7 @@ interface Statements {
   readonly listByUser: string
   readonly destroyByUser: string
   readonly cleanup: string
+  readonly stats: string
   readonly lock: string
   readonly unlock: string
 }
@@ -237,7 +245,7 @@ export class PostgresStore implements Store {
    * @throws {StoreError} when the database cannot be reached or the table is missing and may not be created.
    */
   static async open(options: PostgresStoreOpenOptions): Promise<PostgresStore> {
-    const { connectionString, ...rest } = options
+    const { connectionString, lazy = false, ...rest } = options
     resolveSettings(rest) // fail on bad options before loading the driver
     if (typeof connectionString !== 'string' || connectionString === '') {
       throw new SessionConfigError('PostgresStore.open: connectionString must be a non-empty string')
@@ -257,6 +265,7 @@ export class PostgresStore implements Store {
     )
     ownedPools.set(pool, () => pool.end())
     const store = new PostgresStore({ ...rest, pool })
+    if (lazy) return store
     try {
       await store.#ensureTable()
       // With createTable off, #ensureTable checks nothing: look at the table once, now.
@@ -330,8 +339,17 @@ export class PostgresStore implements Store {
     return (await this.#query('destroyByUser', this.#sql.destroyByUser, values)).rowCount ?? 0
   }
 
+  /** Counts live and expired rows and the bytes of their data in one aggregate query (a full scan). */
+  async stats(now: number): Promise<StoreStats> {
+    const { rows } = await this.#query('stats', this.#sql.stats, [now])
+    // Counts and sums are int8/numeric, which pg returns as strings unless the pool says otherwise.
+    const row = rows[0] as Record<'live' | 'expired' | 'bytes', string | number | bigint>
+    return { live: Number(row.live), expired: Number(row.expired), bytes: Number(row.bytes) }
+  }
+
   /**
-   * Deletes rows expired at `now`, `cleanupBatchSize` per statement, and resolves how many it deleted.
+   * Deletes rows expired at `now`, `cleanupBatchSize` per statement, and resolves how many it deleted;
+   * `onProgress` hears the running total after each batch.
    *
    * Only one sweep runs at a time across every app server on this table: the sweep takes a PostgreSQL
    * advisory lock on a connection of its own, and a call that finds the lock held (by another server, or
@@ -339,9 +357,9 @@ export class PostgresStore implements Store {
    * `connect()`), concurrent sweeps still never delete or count a row twice: each batch claims its rows
    * with `FOR UPDATE SKIP LOCKED`.
    */
-  async cleanup(now: number): Promise<number> {
+  async cleanup(now: number, options: CleanupOptions = {}): Promise<number> {
     if (this.#sweep !== undefined) return 0
-    const sweep = this.#runSweep(now)
+    const sweep = this.#runSweep(now, options.onProgress)
     this.#sweep = sweep
     try {
       return await sweep
@@ -392,11 +410,11 @@ export class PostgresStore implements Store {
     return this.#ready
   }
 
-  async #runSweep(now: number): Promise<number> {
+  async #runSweep(now: number, onProgress: CleanupOptions['onProgress']): Promise<number> {
     await this.#ensureTable()
     const pool = this.#pool
     const connect = pool.connect
-    if (connect === undefined) return this.#deleteExpired(pool, now)
+    if (connect === undefined) return this.#deleteExpired(pool, now, onProgress)
     const client = await attempt(this.#name, 'cleanup', () => connect.call(pool))
     // pg leaves errors of a checked-out connection to its holder; unheard, they would crash the process.
     // The query in flight rejects with the same error, so the listener only has to exist.
@@ -411,7 +429,7 @@ export class PostgresStore implements Store {
         destroy = false
         return 0
       }
-      const deleted = await this.#deleteExpired(client, now)
+      const deleted = await this.#deleteExpired(client, now, onProgress)
       const unlocked = await attempt(this.#name, 'cleanup', () =>
         client.query(this.#sql.unlock, [this.#lockKey]),
       )
@@ -423,13 +441,18 @@ export class PostgresStore implements Store {
     }
   }
 
-  async #deleteExpired(queryable: PostgresQueryable, now: number): Promise<number> {
+  async #deleteExpired(
+    queryable: PostgresQueryable,
+    now: number,
+    onProgress: CleanupOptions['onProgress'],
+  ): Promise<number> {
     let deleted = 0
     for (;;) {
       const values = [now, this.#cleanupBatchSize]
       const result = await attempt(this.#name, 'cleanup', () => queryable.query(this.#sql.cleanup, values))
       const batch = result.rowCount ?? 0
       deleted += batch
+      if (batch > 0) onProgress?.(deleted)
       // A short batch means the backlog is done (or its rest is locked by writers: the next sweep gets it).
       if (batch < this.#cleanupBatchSize || this.#closed) return deleted
     }
@@ -567,6 +590,11 @@ function statements(table: string, schema: string | undefined, ddlLockKey: strin
     // every batch, while ANY looks the claimed keys up in the primary key.
     cleanup: `DELETE FROM ${t} WHERE key = ANY(ARRAY(
       SELECT key FROM ${t} WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED))`,
+    // data::text is the stored text as written (json keeps it verbatim); octet_length counts its bytes.
+    stats: `SELECT count(*) FILTER (WHERE expires_at > $1) AS live,
+        count(*) FILTER (WHERE expires_at <= $1) AS expired,
+        coalesce(sum(octet_length(data::text)), 0) AS bytes
+      FROM ${t}`,
     lock: 'SELECT 1 WHERE pg_try_advisory_lock($1::bigint)',
     unlock: 'SELECT 1 WHERE pg_advisory_unlock($1::bigint)',
   }

@@ -590,3 +590,77 @@ async function freePort(): Promise<number> {
   await new Promise((resolve) => server.close(resolve))
   return port
 }
+
+describe('RedisStore.open({ lazy: true })', () => {
+  // A free loopback port: nothing listens there until the test starts a redis-server on it.
+  async function freePort(): Promise<number> {
+    const server = createServer()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    await new Promise((resolve) => server.close(resolve))
+    return port
+  }
+
+  for (const driver of ['ioredis', 'redis'] as const) {
+    it(
+      driver === 'ioredis'
+        ? 'returns at once while Redis is down, fails calls with a StoreError, and serves once Redis is up (ioredis)'
+        : 'returns at once while Redis is down and fails calls with a StoreError, never hangs (node-redis)',
+      async (t) => {
+        const { spawn } = await import('node:child_process')
+        const { createSessionManager } = await import('../manager.js')
+        const port = await freePort()
+        const storeUrl = `redis://127.0.0.1:${port}`
+        const hidden = driver === 'redis' ? ['ioredis'] : []
+        if (hidden.length > 0) {
+          // node-redis is picked only when ioredis is missing: prove that path in a child process.
+          const script = `
+          import { RedisStore } from ${JSON.stringify(new URL('./redis.ts', import.meta.url).href)}
+          const store = await RedisStore.open({ url: ${JSON.stringify(storeUrl)}, lazy: true })
+          const failed = await Promise.race([store.get('a'.repeat(64), Date.now()).then(() => 'answered', (e) => e.name), new Promise((r) => setTimeout(() => r('pending'), 1500))])
+          await store.close()
+          console.log('RESULT', failed)`
+          const child = runWithoutPackages(hidden, script, { timeout: 20_000 })
+          assert.match(child.stdout, /RESULT (StoreError|pending)/, child.stderr)
+          return
+        }
+        const opened = performance.now()
+        const store = await RedisStore.open({ url: storeUrl, lazy: true, prefix: newPrefix('lazy') })
+        assert.ok(performance.now() - opened < 500, 'open() did not wait for the server')
+        const sessions = createSessionManager({
+          store,
+          secrets: ['vN3kQ8xT2mW9pL4rJ7cH1sF6gB0dY5zE-aU_iOqXtK'],
+          storeTimeout: 300,
+          cookie: { secure: false },
+        })
+        const session = await sessions.load({ cookie: undefined })
+        session.set('n', 1)
+        await assert.rejects(sessions.commit(session), StoreError)
+        const dir = (await import('node:fs')).mkdtempSync(
+          `${(await import('node:os')).tmpdir()}/tessera-lazy-`,
+        )
+        const server = spawn(
+          'redis-server',
+          ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+          { stdio: 'ignore' },
+        )
+        t.after(async () => {
+          await store.close()
+          server.kill('SIGKILL')
+          ;(await import('node:fs')).rmSync(dir, { recursive: true, force: true })
+        })
+        let saved = false
+        for (let i = 0; i < 100 && !saved; i++) {
+          const again = await sessions.load({ cookie: undefined })
+          again.set('n', 1)
+          saved = await sessions.commit(again).then(
+            () => true,
+            () => false,
+          )
+          if (!saved) await new Promise((resolve) => setTimeout(resolve, 100))
+        }
+        assert.ok(saved, 'a session was saved once Redis came up, without reopening the store')
+      },
+    )
+  }
+})

@@ -22,7 +22,7 @@
 
 import { createHash } from 'node:crypto'
 import { SessionConfigError, StoreError } from '../errors.js'
-import type { KeyedStoreRecord, Store, StoreRecord } from '../store.js'
+import type { CleanupOptions, KeyedStoreRecord, Store, StoreRecord, StoreStats } from '../store.js'
 
 /**
  * The part of an ioredis `Redis` or `Cluster` the store uses, so ioredis's types are not needed to use it.
@@ -91,6 +91,13 @@ export interface RedisStoreOptions {
 export interface RedisStoreOpenOptions extends Omit<RedisStoreOptions, 'client'> {
   /** `redis://[[user]:password@]host[:port][/db]`, or `rediss://…` for TLS. */
   url: string
+  /**
+   * Return at once and connect in the background, retrying until Redis answers, so the app can start while
+   * Redis is down (its requests get `StoreError`s until then). By default `open()` waits for the connection
+   * and rejects with a `StoreError` when Redis cannot be reached.
+   * @default false
+   */
+  lazy?: boolean
 }
 
 const PREFIX = /^[\x21-\x7e]{1,256}$/
@@ -220,6 +227,19 @@ return 0
 `)
 
 /**
+ * KEYS: a record key. Replies `{expiresAt (16 digits), bytes of data}` for a record this store wrote, else
+ * 0. The value is read on the server: only the two numbers cross the network.
+ */
+const MEASURE = script(`
+if redis.call('TYPE', KEYS[1]).ok ~= 'string' then return 0 end
+local value = redis.call('GET', KEYS[1])
+local e = string.match(value, '^T1|(' .. D16 .. ')|')
+local header = string.find(value, '\\n', 1, true)
+if not e or not header then return 0 end
+return { e, #value - header }
+`)
+
+/**
  * A {@link Store} on Redis (one server, Sentinel-managed through ioredis, or Cluster) through the user's own
  * client.
  *
@@ -304,13 +324,13 @@ export class RedisStore implements Store {
    * @throws {StoreError} when the server cannot be reached.
    */
   static async open(options: RedisStoreOpenOptions): Promise<RedisStore> {
-    const { url, ...rest } = options
+    const { url, lazy = false, ...rest } = options
     resolveSettings(rest) // fail on bad options before connecting
     if (typeof url !== 'string' || !URL_SCHEME.test(url)) {
       throw new SessionConfigError('RedisStore.open: url must start with redis:// or rediss://')
     }
     const connect = await loadDriver()
-    const { client, close } = await connect(url)
+    const { client, close } = await connect(url, lazy)
     ownedClients.set(client, close)
     try {
       return new RedisStore({ ...rest, client })
@@ -429,12 +449,42 @@ export class RedisStore implements Store {
   }
 
   /**
+   * Counts the records under the prefix with a `SCAN` on every master, `cleanupBatchSize` keys at a time (one
+   * script per key measures it on the server), so memory stays bounded however many sessions there are.
+   * `expired` counts records Redis has not freed yet: usually 0, since their TTL ends with them.
+   */
+  async stats(now: number): Promise<StoreStats> {
+    return attempt('stats', async () => {
+      const pattern = `${escapeGlob(this.#prefix)}s:*`
+      const count = String(this.#cleanupBatchSize)
+      let live = 0
+      let expired = 0
+      let bytes = 0
+      for (const node of await this.#redis.masters()) {
+        let cursor = '0'
+        do {
+          const [next, keys] = parseScan(await node(['SCAN', cursor, 'MATCH', pattern, 'COUNT', count]))
+          const replies = await Promise.all(keys.map((key) => this.#script(MEASURE, key, [])))
+          for (const reply of replies) {
+            if (!Array.isArray(reply) || reply.length !== 2) continue // not a record of ours
+            if (Number(text(reply[0])) > now) live++
+            else expired++
+            bytes += Number(reply[1])
+          }
+          cursor = next
+        } while (cursor !== '0')
+      }
+      return { live, expired, bytes }
+    })
+  }
+
+  /**
    * Deletes records expired at `now` that Redis has not expired yet, and prunes the user indexes. Redis's
    * TTL already frees expired records when the manager's clock and Redis's agree, so production needs no
    * schedule for this: it exists for clocks that disagree (tests, skew) and costs a `SCAN` of the prefix on
-   * every master, `cleanupBatchSize` keys at a time.
+   * every master, `cleanupBatchSize` keys at a time. `onProgress` hears the running total after each batch.
    */
-  async cleanup(now: number): Promise<number> {
+  async cleanup(now: number, options: CleanupOptions = {}): Promise<number> {
     return attempt('cleanup', async () => {
       const pattern = `${escapeGlob(this.#prefix)}[su]:*`
       const count = String(this.#cleanupBatchSize)
@@ -444,7 +494,9 @@ export class RedisStore implements Store {
         do {
           const [next, keys] = parseScan(await node(['SCAN', cursor, 'MATCH', pattern, 'COUNT', count]))
           const swept = await Promise.all(keys.map((key) => this.#script(SWEEP, key, [String(now)])))
-          deleted += swept.filter((result) => result === 1).length
+          const batch = swept.filter((result) => result === 1).length
+          deleted += batch
+          if (batch > 0) options.onProgress?.(deleted)
           cursor = next
         } while (cursor !== '0')
       }
@@ -663,7 +715,7 @@ function isRedisError(error: unknown, code: string): boolean {
   return error instanceof Error && error.message.startsWith(`${code} `)
 }
 
-type Connect = (url: string) => Promise<{ client: RedisClient; close: () => Promise<void> }>
+type Connect = (url: string, lazy: boolean) => Promise<{ client: RedisClient; close: () => Promise<void> }>
 
 /**
  * Finds a driver without importing one statically, so both stay optional peer dependencies and apps that
@@ -673,19 +725,22 @@ async function loadDriver(): Promise<Connect> {
   let missing: unknown
   try {
     const { Redis } = await import('ioredis')
-    return async (url) => {
+    return async (url, lazy) => {
       const client = new Redis(url, { lazyConnect: true })
       // Failures reach callers as StoreErrors; without a listener ioredis would also log each reconnect attempt.
       let failure: unknown
       client.on('error', (error: unknown) => {
         failure = error
       })
-      try {
-        await client.connect()
-      } catch (error) {
-        client.disconnect()
-        throw new StoreError(`RedisStore: cannot connect to ${redact(url)}`, { cause: failure ?? error })
-      }
+      // ioredis keeps retrying a refused first connection by itself (its retryStrategy).
+      if (lazy) client.connect().catch(() => undefined)
+      else
+        try {
+          await client.connect()
+        } catch (error) {
+          client.disconnect()
+          throw new StoreError(`RedisStore: cannot connect to ${redact(url)}`, { cause: failure ?? error })
+        }
       const close = async () => {
         // quit() waits for pending replies but would queue behind a reconnect that may never succeed.
         if (client.status === 'ready') await client.quit()
@@ -701,8 +756,8 @@ async function loadDriver(): Promise<Connect> {
   }
   try {
     const { createClient } = await import('redis')
-    return async (url) => {
-      let connected = false
+    return async (url, lazy) => {
+      let connected = lazy
       const client = createClient({
         url,
         // node-redis retries a refused first connection forever; fail open() instead, retry after that.
@@ -710,13 +765,15 @@ async function loadDriver(): Promise<Connect> {
       })
       // node-redis throws an 'error' event that has no listener; failures reach callers as StoreErrors.
       client.on('error', () => undefined)
-      try {
-        await client.connect()
-        connected = true
-      } catch (error) {
-        client.destroy()
-        throw new StoreError(`RedisStore: cannot connect to ${redact(url)}`, { cause: error })
-      }
+      if (lazy) client.connect().catch(() => undefined)
+      else
+        try {
+          await client.connect()
+          connected = true
+        } catch (error) {
+          client.destroy()
+          throw new StoreError(`RedisStore: cannot connect to ${redact(url)}`, { cause: error })
+        }
       const close = async () => {
         if (client.isReady) await client.close()
         else if (client.isOpen) client.destroy()

@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { SessionConfigError, StoreError } from '../errors.js'
-import type { KeyedStoreRecord, Store, StoreRecord } from '../store.js'
+import type { CleanupOptions, KeyedStoreRecord, Store, StoreRecord, StoreStats } from '../store.js'
 
 /**
  * The part of a prepared statement the store uses; both drivers' statements have it. Parameters are
@@ -92,6 +92,7 @@ export interface SqliteStoreOpenOptions extends Omit<SqliteStoreOptions, 'databa
 }
 
 const TABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/
+const DEFAULT_TABLE = 'tessera_sessions'
 const MAX_TIMER_DELAY = 2_147_483_647
 /** Databases opened by {@link SqliteStore.open}: only these does the store configure and close. */
 const ownedDatabases = new WeakSet<SqliteDatabase>()
@@ -113,6 +114,31 @@ interface Statements {
   readonly listByUser: SqliteStatement
   readonly destroyByUser: SqliteStatement
   readonly cleanup: SqliteStatement
+  readonly stats: SqliteStatement
+}
+
+/** Options for {@link sqliteSchemaSql}. */
+export interface SqliteSchemaOptions {
+  /** @default 'tessera_sessions' */
+  table?: string | undefined
+}
+
+/**
+ * The SQL that creates the store's table and indexes: exactly what {@link SqliteStore} runs when it opens
+ * (`tessera migrate --print` shows it). Idempotent: every statement is `IF NOT EXISTS`.
+ *
+ * @example
+ * ```ts
+ * import { sqliteSchemaSql } from 'tessera/sqlite'
+ * database.exec(sqliteSchemaSql({ table: 'web_sessions' }))
+ * ```
+ *
+ * @throws {SessionConfigError} when `table` is not a plain identifier.
+ */
+export function sqliteSchemaSql(options: SqliteSchemaOptions = {}): string {
+  const { table = DEFAULT_TABLE } = options
+  checkTable(table)
+  return schemaSql(table)
 }
 
 /**
@@ -228,17 +254,29 @@ export class SqliteStore implements Store {
     return Number(changes)
   }
 
+  /** Counts live and expired rows and the bytes of their data in one aggregate query (a full scan). */
+  async stats(now: number): Promise<StoreStats> {
+    const row = attempt('stats', () => this.#sql.stats.get(now, now)) as {
+      live: number | bigint
+      expired: number | bigint
+      bytes: number | bigint
+    }
+    return { live: Number(row.live), expired: Number(row.expired), bytes: Number(row.bytes) }
+  }
+
   /**
    * Deletes rows expired at `now`, `cleanupBatchSize` at a time, yielding to the event loop between
-   * batches so a large backlog neither holds the write lock nor blocks requests for long.
+   * batches so a large backlog neither holds the write lock nor blocks requests for long. `onProgress`
+   * hears the running total after each batch.
    */
-  async cleanup(now: number): Promise<number> {
+  async cleanup(now: number, options: CleanupOptions = {}): Promise<number> {
     let deleted = 0
     for (;;) {
       const batch = Number(
         attempt('cleanup', () => this.#sql.cleanup.run(now, this.#cleanupBatchSize)).changes,
       )
       deleted += batch
+      if (batch > 0) options.onProgress?.(deleted)
       if (batch < this.#cleanupBatchSize) return deleted
       await nextTurn()
       if (this.#closed) return deleted
@@ -277,17 +315,13 @@ interface Settings {
 
 function resolveSettings(options: Omit<SqliteStoreOptions, 'database'>): Settings {
   const {
-    table = 'tessera_sessions',
+    table = DEFAULT_TABLE,
     cleanupIntervalMs = 300_000,
     cleanupBatchSize = 1000,
     clock = Date.now,
     onCleanupError = (error: StoreError) => process.emitWarning(error),
   } = options
-  if (!TABLE_NAME.test(table)) {
-    throw new SessionConfigError(
-      `SqliteStore: table must match ${TABLE_NAME} (letters, digits and _, at most 63), got ${JSON.stringify(table)}`,
-    )
-  }
+  checkTable(table)
   if (!Number.isInteger(cleanupIntervalMs) || cleanupIntervalMs < 0 || cleanupIntervalMs > MAX_TIMER_DELAY) {
     throw new SessionConfigError(
       `SqliteStore: cleanupIntervalMs must be an integer from 0 to ${MAX_TIMER_DELAY}, got ${cleanupIntervalMs}`,
@@ -301,20 +335,33 @@ function resolveSettings(options: Omit<SqliteStoreOptions, 'database'>): Setting
   return { table, cleanupIntervalMs, cleanupBatchSize, clock, onCleanupError }
 }
 
+function checkTable(table: unknown): asserts table is string {
+  if (typeof table !== 'string' || !TABLE_NAME.test(table)) {
+    throw new SessionConfigError(
+      `SqliteStore: table must match ${TABLE_NAME} (letters, digits and _, at most 63), got ${JSON.stringify(table)}`,
+    )
+  }
+}
+
+/** The DDL, for a name that passed TABLE_NAME (so quoting it is enough). */
+function schemaSql(table: string): string {
+  const t = `"${table}"`
+  return `CREATE TABLE IF NOT EXISTS ${t} (
+  key TEXT PRIMARY KEY NOT NULL,
+  data TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  user_id TEXT
+);
+CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON ${t} (expires_at);
+CREATE INDEX IF NOT EXISTS "${table}_user_id" ON ${t} (user_id) WHERE user_id IS NOT NULL;
+`
+}
+
 function prepareStatements(database: SqliteDatabase, table: string): Statements {
   // The name passed TABLE_NAME, so quoting it is enough; every value below is a bound parameter.
   const t = `"${table}"`
-  database.exec(`
-    CREATE TABLE IF NOT EXISTS ${t} (
-      key TEXT PRIMARY KEY NOT NULL,
-      data TEXT NOT NULL,
-      expires_at INTEGER NOT NULL,
-      version INTEGER NOT NULL,
-      user_id TEXT
-    );
-    CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON ${t} (expires_at);
-    CREATE INDEX IF NOT EXISTS "${table}_user_id" ON ${t} (user_id) WHERE user_id IS NOT NULL;
-  `)
+  database.exec(schemaSql(table))
   const columns = 'key, data, expires_at, version, user_id'
   return {
     get: database.prepare(`SELECT ${columns} FROM ${t} WHERE key = ? AND expires_at > ?`),
@@ -339,6 +386,11 @@ function prepareStatements(database: SqliteDatabase, table: string): Statements 
     destroyByUser: database.prepare(`DELETE FROM ${t} WHERE user_id = ? AND key IS NOT ?`),
     cleanup: database.prepare(
       `DELETE FROM ${t} WHERE rowid IN (SELECT rowid FROM ${t} WHERE expires_at <= ? LIMIT ?)`,
+    ),
+    // CAST AS BLOB: length() of text counts characters; of a blob, its UTF-8 bytes.
+    stats: database.prepare(
+      `SELECT coalesce(sum(expires_at > ?), 0) AS live, coalesce(sum(expires_at <= ?), 0) AS expired,
+         coalesce(sum(length(CAST(data AS BLOB))), 0) AS bytes FROM ${t}`,
     ),
   }
 }

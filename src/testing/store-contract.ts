@@ -22,7 +22,7 @@
 
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { describe, it } from 'node:test'
+import { describe, it, type TestContext } from 'node:test'
 import { StoreError } from '../errors.js'
 import type { Store, StoreRecord } from '../store.js'
 
@@ -65,11 +65,11 @@ export function runStoreContract(options: StoreContractOptions): void {
   const { name, create, skip } = options
 
   /** Registers a case that runs against a new store and always closes it. */
-  const itWithStore = (title: string, test: (store: Store) => Promise<void>) =>
-    it(title, async () => {
+  const itWithStore = (title: string, test: (store: Store, t: TestContext) => Promise<void>) =>
+    it(title, async (t) => {
       const store = await create()
       try {
-        await test(store)
+        await test(store, t)
       } finally {
         await store.close()
       }
@@ -390,12 +390,70 @@ export function runStoreContract(options: StoreContractOptions): void {
         assert.equal(await store.get(shortened, T), undefined)
       })
 
+      itWithStore(
+        'reports progress, if at all, as a running total that ends at the count it resolves',
+        async (store) => {
+          for (let i = 0; i < 5; i++) await store.create(newKey(), record('{}', { expiresAt: T + 1000 }), T)
+          await store.create(newKey(), record('{"live":true}'), T)
+          const reported: number[] = []
+          assert.equal(await store.cleanup(T + 1000, { onProgress: (n) => reported.push(n) }), 5)
+          // Optional: a store that sweeps in one step may never call it.
+          if (reported.length > 0) {
+            assert.deepEqual(
+              reported,
+              [...reported].sort((a, b) => a - b),
+              'the total never goes down',
+            )
+            assert.ok(reported[0]! > 0, 'no report before something was deleted')
+            assert.equal(reported.at(-1), 5)
+          }
+        },
+      )
+
       itWithStore('resolves 0 on an empty store and copes with a clock jump of a century', async (store) => {
         assert.equal(await store.cleanup(T), 0)
         for (let i = 0; i < 5; i++)
           await store.create(newKey(), record('{}', { expiresAt: T + (i + 1) * YEAR }), T)
         assert.equal(await store.cleanup(T + 100 * YEAR), 5)
       })
+    })
+
+    describe('stats (optional)', () => {
+      itWithStore(
+        'counts live and expired records and the UTF-8 bytes of their data, exactly',
+        async (store, t) => {
+          if (typeof store.stats !== 'function') return t.skip('the store has no stats()')
+          const stats = async (now: number) => {
+            const { live, expired, bytes } = await store.stats!(now)
+            return { live, expired, bytes }
+          }
+          assert.deepEqual(await stats(T), { live: 0, expired: 0, bytes: 0 })
+          const now = T + 2 * HOUR
+          const [live1, live2, live3, touched, boundary] = newKeys()
+          const [expired1, shortened] = newKeys()
+          const multibyte = '{"text":"héllo ✓ 日本語 👩🏽‍💻"}'
+          const big = SAMPLE_DATA[SAMPLE_DATA.length - 1]!
+          await store.create(live1, record('{"a":1}', { expiresAt: T + 3 * HOUR }), T)
+          await store.create(live2, record(multibyte, { expiresAt: T + 3 * HOUR, userId: 'u' }), T)
+          await store.create(live3, record(big, { expiresAt: T + 3 * HOUR }), T)
+          await store.create(touched, record('{"t":1}', { expiresAt: T + HOUR }), T)
+          await store.touch(touched, T + 3 * HOUR, T)
+          // Expired, but held until cleanup: native TTLs follow `expiresAt - now`, so none has run out yet.
+          await store.create(boundary, record('{"b":"ü"}', { expiresAt: now, userId: 'u' }), T) // == now
+          await store.create(expired1, record('{}', { expiresAt: T + HOUR }), T)
+          await store.create(shortened, record('{"v":1}', { expiresAt: T + 3 * HOUR }), T)
+          await store.update(shortened, record('{"v":"two"}', { version: 2, expiresAt: T + HOUR }), 1, T)
+          const utf8 = (data: string) => Buffer.byteLength(data, 'utf8')
+          const liveBytes = utf8('{"a":1}') + utf8(multibyte) + utf8(big) + utf8('{"t":1}')
+          const expiredBytes = utf8('{"b":"ü"}') + utf8('{}') + utf8('{"v":"two"}')
+          assert.deepEqual(await stats(T), { live: 7, expired: 0, bytes: liveBytes + expiredBytes })
+          assert.deepEqual(await stats(now), { live: 4, expired: 3, bytes: liveBytes + expiredBytes })
+          assert.equal(await store.cleanup(now), 3)
+          assert.deepEqual(await stats(now), { live: 4, expired: 0, bytes: liveBytes })
+          await store.destroy(live3)
+          assert.deepEqual(await stats(now), { live: 3, expired: 0, bytes: liveBytes - utf8(big) })
+        },
+      )
     })
 
     describe('lifecycle', () => {
