@@ -49,8 +49,8 @@ export { createMetrics, type SessionMetrics } from './metrics.js'
 export type { SessionMigration, StandardIssue, StandardResult, StandardSchemaV1 } from './schema.js'
 export { Session } from './session.js'
 export type { Secret } from './signer.js'
-export type { KeyedStoreRecord, Store, StoreRecord, StoreStats } from './store.js'
-export { openStore, STORE_SCHEMES } from './store-url.js'
+export type { CleanupOptions, KeyedStoreRecord, Store, StoreRecord, StoreStats } from './store.js'
+export { type OpenStoreOptions, openStore, STORE_SCHEMES } from './store-url.js'
 
 /**
  * Declare your session data once for the framework adapters (`req.session` in Express):

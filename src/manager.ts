@@ -1502,7 +1502,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   }
 
   /**
-   * Subscribes to an event (`created`, `saved`, `touched`, `regenerated`, `loggedIn`, `destroyed`, `rejected`,
+   * Subscribes to an event (`created`, `saved`, `touched`, `regenerated`, `loggedIn`, `renewed`, `destroyed`, `rejected`,
    * `conflict`, `storeError`); returns a function that unsubscribes. Listeners run synchronously and must not
    * throw (an error is reported as a warning and otherwise ignored).
    *

@@ -4,8 +4,8 @@
  *
  * | metric | type | labels |
  * | --- | --- | --- |
- * | `tessera_sessions_total` | counter | `event`: created, saved, touched, regenerated, logged_in, destroyed |
- * | `tessera_sessions_rejected_total` | counter | `reason`: malformed, bad_signature, unknown, expired, garbage, duplicate |
+ * | `tessera_sessions_total` | counter | `event`: created, saved, touched, regenerated, logged_in, renewed, destroyed |
+ * | `tessera_sessions_rejected_total` | counter | `reason`: malformed, bad_signature, unknown, expired, garbage, duplicate, invalid |
  * | `tessera_conflicts_total` | counter | |
  * | `tessera_hijack_suspected_total` | counter | `verdict`: allow, reject |
  * | `tessera_store_errors_total` | counter | `operation` |
@@ -49,7 +49,15 @@ export function createMetrics(
   const histograms = new Map<string, Histogram>()
   const count = (key: string) => counters.set(key, (counters.get(key) ?? 0) + 1)
 
-  const lifecycle = ['created', 'saved', 'touched', 'regenerated', 'loggedIn', 'destroyed'] as const
+  const lifecycle = [
+    'created',
+    'saved',
+    'touched',
+    'regenerated',
+    'loggedIn',
+    'renewed',
+    'destroyed',
+  ] as const
   const stops = [
     ...lifecycle.map((event) => manager.on(event, () => count(`sessions_total{event="${snake(event)}"}`))),
     manager.on('rejected', ({ reason }) => count(`sessions_rejected_total{reason="${snake(reason)}"}`)),

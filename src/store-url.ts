@@ -9,6 +9,12 @@ import { SessionConfigError } from './errors.js'
 import type { Store } from './store.js'
 import type { CookieStore } from './stores/cookie.js'
 
+/** Options of {@link openStore}. */
+export interface OpenStoreOptions {
+  /** PostgreSQL and Redis: connect in the background instead of failing when the server is down now. */
+  readonly lazy?: boolean
+}
+
 /** The schemes {@link openStore} understands. */
 export const STORE_SCHEMES = [
   'memory',
@@ -34,9 +40,16 @@ export const STORE_SCHEMES = [
  *
  * @example
  * const store = await openStore(process.env.SESSION_STORE ?? 'sqlite:./data/sessions.db')
+ * With `lazy: true`, a PostgreSQL or Redis store is returned at once and connects in the background,
+ * retrying until the server answers: the app starts while the backend is down, its requests fail with a
+ * `StoreError` (503) until it is up, and then it serves with no restart. Without it (the default), opening
+ * fails fast when the server cannot be reached, so a wrong URL stops a deploy instead of every request.
+ *
  * @throws {SessionConfigError} for an unknown scheme, a malformed URL or a missing driver package.
+ * @throws {StoreError} when the server cannot be reached (not with `lazy`).
  */
-export async function openStore(url: string): Promise<Store | CookieStore> {
+export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store | CookieStore> {
+  const lazy = options.lazy === true
   const colon = typeof url === 'string' ? url.indexOf(':') : -1
   if (colon <= 0)
     throw new SessionConfigError(`store URL ${describe(url)} has no scheme; use one of ${schemes()}`)
@@ -65,6 +78,7 @@ export async function openStore(url: string): Promise<Store | CookieStore> {
         connectionString: parsed.toString(),
         ...(table !== undefined && { table }),
         ...(schema !== undefined && { schema }),
+        lazy,
       })
     }
     case 'redis':
@@ -72,7 +86,7 @@ export async function openStore(url: string): Promise<Store | CookieStore> {
       const { RedisStore } = await import('./stores/redis.js')
       const parsed = parse(url)
       const prefix = takeParam(parsed, 'prefix')
-      return RedisStore.open({ url: parsed.toString(), ...(prefix !== undefined && { prefix }) })
+      return RedisStore.open({ url: parsed.toString(), ...(prefix !== undefined && { prefix }), lazy })
     }
     case 'cookie': {
       const { CookieStore } = await import('./stores/cookie.js')
