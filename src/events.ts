@@ -33,6 +33,8 @@ export interface SessionEvents {
   /** The session's ID was replaced by `renewal`; the old one follows to `successor` for the grace window. */
   renewed: { session: string; successor: string }
   destroyed: { session: string | undefined }
+  /** Ended by `revokeSessions()` or `revokeSession()` ("log out everywhere"), one event per session. */
+  revoked: { session: string; userId: string }
   rejected: { reason: RejectionReason; session?: string | undefined }
   conflict: { session: string; attempt: number }
   hijackSuspected: { session: string; changed: readonly ('userAgent' | 'ip')[]; verdict: 'allow' | 'reject' }

@@ -35,7 +35,7 @@ import {
 import { assertStrongGenerator, generateSessionId, isWellFormedId } from './id.js'
 import { sha256Hex } from './internal/crypto.js'
 import { attachLogger, type SessionLogger } from './logger.js'
-import { type Payload, parsePayload, type SessionMeta, serializePayload } from './payload.js'
+import { nestedTooDeep, type Payload, parsePayload, type SessionMeta, serializePayload } from './payload.js'
 import { type SessionMigration, type StandardSchemaV1, validateSessionData } from './schema.js'
 import { Sealer } from './sealer.js'
 import { Session, type SessionController, type SessionState, stateOf, type Transport } from './session.js'
@@ -268,6 +268,7 @@ const MAX_TIMEOUT = 400 * 24 * 60 * 60_000 // browsers cap cookie lifetime at 40
 const CHUNK_LENGTH = 3800 // a sealed chunk plus name and attributes stays under the 4096-byte cookie limit
 const MAX_TOKEN_LENGTH = 512 // a signed token is at most 300 characters; anything longer is not ours
 const MAX_CANDIDATES = 4 // distinct same-named session cookies examined per request; more is an attack
+const MAX_DATE = 8.64e15 // the largest epoch milliseconds a Date can hold (ECMA-262 §21.4.1.1)
 const SIGNED_SHAPE = /^[A-Za-z0-9_-]{22,256}\.[A-Za-z0-9_-]{43}$/
 
 /**
@@ -845,7 +846,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     loaded: NonNullable<SessionState['loaded']>,
     now: number,
   ): Promise<number> {
-    let text = this.#serialize(state.meta, state.data)
+    // Unchecked for size until it is known to be a write: a session stored under a larger maxDataBytes must
+    // still be readable after the limit is lowered.
+    let text = this.#serialize(state.meta, state.data, false)
     const expiresAt = this.#expiryAt(now, state.meta)
     if (text === loaded.raw) {
       const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
@@ -855,6 +858,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       this.#events.emit('touched', { session: sessionHandle(loaded.key), expiresAt })
       return expiresAt
     }
+    this.#refuseTooDeep(state.data)
+    this.#refuseTooLarge(text)
     // A data write always carries the fresh idle deadline; `rolling` only decides whether reads refresh it too.
     const written = expiresAt
     let key = loaded.key
@@ -906,6 +911,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (this.#renewal !== undefined && state.meta.createdAt !== now)
       state.meta = { ...state.meta, issuedAt: now }
     const text = this.#serialize(state.meta, state.data)
+    this.#refuseTooDeep(state.data)
     const expiresAt = this.#expiryAt(now, state.meta)
     // Insert-if-absent: a colliding ID (astronomically unlikely with 256 bits) gets a new one, never an overwrite.
     for (let attempt = 0; attempt < 3; attempt++) {
@@ -1019,7 +1025,18 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   async revokeSessions(userId: string, options: { except?: Session<Data> } = {}): Promise<number> {
     this.#needStore('revokeSessions')
     const exceptKey = options.except === undefined ? undefined : stateOf(options.except).loaded?.key
-    return this.#call('destroyByUser', () => this.#store.destroyByUser(userId, { exceptKey }))
+    // Audit logs want each ended session: list them first, but only when someone listens.
+    const ending = this.#events.has('revoked')
+      ? (await this.#call('listByUser', () => this.#store.listByUser(userId, this.#clock()))).filter(
+          // A renewed ID's forwarding record is not a session of its own.
+          ({ key, record }) =>
+            key !== exceptKey &&
+            parsePayload(record.data, Number.POSITIVE_INFINITY)?.meta.successor === undefined,
+        )
+      : []
+    const count = await this.#call('destroyByUser', () => this.#store.destroyByUser(userId, { exceptKey }))
+    for (const { key } of ending) this.#events.emit('revoked', { session: sessionHandle(key), userId })
+    return count
   }
 
   /**
@@ -1034,6 +1051,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const live = await this.#read(handle, this.#clock())
     if ('reason' in live || live.payload.meta.userId !== userId) return false
     await this.#call('destroy', () => this.#store.destroy(handle))
+    this.#events.emit('revoked', { session: sessionHandle(handle), userId })
     return true
   }
 
@@ -1227,7 +1245,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state: SessionState,
     now: number,
   ): CommitResult {
-    const text = this.#serialize(state.meta, state.data)
+    const text = this.#serialize(state.meta, state.data, false)
     const { userId, csrfSecret } = state.meta
     const keep = Object.keys(state.data).length > 0 || userId !== undefined || csrfSecret !== undefined
     const loaded = state.loaded
@@ -1242,6 +1260,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const setCookie: string[] = []
     const keepNames = new Set<string>()
     if (write) {
+      if (text !== loaded?.raw) {
+        this.#refuseTooDeep(state.data)
+        this.#refuseTooLarge(text)
+      }
       const value = sealed.sealer.seal(`${expiresAt}.${text}`)
       const chunks = Math.ceil(value.length / CHUNK_LENGTH)
       if (chunks > sealed.store.maxCookies) {
@@ -1278,7 +1300,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   // The tokens the request presents through the configured transport, and only through it.
   #candidates(request: SessionRequest): string[] {
     const transport = this.#transportOption
-    if (transport.type === 'cookie') return getCookieValues(request.cookie, this.cookieName)
+    if (transport.type === 'cookie') {
+      // Sized before any HMAC: a signed token is at most 300 characters, so a longer value is not ours.
+      return getCookieValues(request.cookie, this.cookieName).filter(
+        (value) => value.length <= MAX_TOKEN_LENGTH,
+      )
+    }
     if (transport.type === 'header') {
       const name = transport.name ?? 'authorization'
       let value = request.header?.(name)?.trim()
@@ -1305,7 +1332,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (
       payload === undefined ||
       !Number.isSafeInteger(record.version) ||
-      typeof record.expiresAt !== 'number'
+      !Number.isSafeInteger(record.expiresAt) ||
+      record.expiresAt > MAX_DATE
     ) {
       reason = 'garbage'
     } else if (record.expiresAt <= now || payload.meta.absoluteExpiresAt <= now) {
@@ -1345,7 +1373,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return new Session<Data>(state, this.#controller)
   }
 
-  #serialize(meta: SessionMeta, data: Record<string, unknown>): string {
+  #serialize(meta: SessionMeta, data: Record<string, unknown>, checkSize = true): string {
     let text: string
     try {
       text = serializePayload(meta, data)
@@ -1354,13 +1382,24 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         cause: error,
       })
     }
+    if (checkSize) this.#refuseTooLarge(text)
+    return text
+  }
+
+  #refuseTooLarge(text: string): void {
     // Length in UTF-16 units bounds the UTF-8 size from below, and three times it bounds it from above.
     if (text.length * 3 > this.#maxDataBytes && new TextEncoder().encode(text).length > this.#maxDataBytes) {
       throw new SessionTooLargeError(
         `the session data is larger than maxDataBytes (${this.#maxDataBytes} bytes)`,
       )
     }
-    return text
+  }
+
+  // Loading drops data nested deeper than the cap as garbage; storing it would log the user out next request.
+  #refuseTooDeep(data: Record<string, unknown>): void {
+    if (nestedTooDeep(data)) {
+      throw new SessionDataError('the session data is nested more than 64 levels deep; nothing was saved')
+    }
   }
 
   #expiryAt(now: number, meta: SessionMeta): number {

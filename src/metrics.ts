@@ -4,7 +4,7 @@
  *
  * | metric | type | labels |
  * | --- | --- | --- |
- * | `tessera_sessions_total` | counter | `event`: created, saved, touched, regenerated, logged_in, renewed, destroyed |
+ * | `tessera_sessions_total` | counter | `event`: created, saved, touched, regenerated, logged_in, renewed, destroyed, revoked |
  * | `tessera_sessions_rejected_total` | counter | `reason`: malformed, bad_signature, unknown, expired, garbage, duplicate, invalid |
  * | `tessera_conflicts_total` | counter | |
  * | `tessera_hijack_suspected_total` | counter | `verdict`: allow, reject |
@@ -56,6 +56,7 @@ export function createMetrics(
     'regenerated',
     'loggedIn',
     'renewed',
+    'revoked',
     'destroyed',
   ] as const
   const stops = [

@@ -127,8 +127,14 @@ function isOptional(value: unknown, type: 'string'): boolean {
   return value === undefined || typeof value === type
 }
 
+// Within the range a Date can hold (ECMA-262 §21.4.1.1), so every deadline is a real instant.
 function isTimestamp(value: unknown): value is number {
-  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0
+  return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= 8.64e15
+}
+
+/** True when `data` nests deeper than a loaded session may: such data must be refused before it is stored. */
+export function nestedTooDeep(data: Record<string, unknown>): boolean {
+  return depthExceeds(data, MAX_DEPTH)
 }
 
 function depthExceeds(value: unknown, limit: number): boolean {
