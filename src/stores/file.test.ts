@@ -391,9 +391,9 @@ describe('FileStore', () => {
       assert.deepEqual((await readdir(directory)).sort(), [`${k}.json`])
     })
 
-    it('never leaves a torn record when writers are SIGKILLed mid-write (20 kills at random moments)', async (t) => {
+    it('never leaves a torn record when writers are SIGKILLed mid-write (50 kills at random moments)', async (t) => {
       const lanes = 2
-      const killsPerLane = 10
+      const killsPerLane = 25
       const keys = [newKey(), newKey(), newKey()]
       let midWrite = 0
       const strays = new Set<string>()
@@ -438,7 +438,7 @@ describe('FileStore', () => {
         }),
       )
       t.diagnostic(
-        `20 kills: ${midWrite} interrupted a write (left a new temporary file); slowest restart ${Math.round(slowestStart)} ms`,
+        `${lanes * killsPerLane} kills: ${midWrite} interrupted a write (left a new temporary file); slowest restart ${Math.round(slowestStart)} ms`,
       )
       assert.ok(midWrite > 0, 'at least one kill landed in the middle of a write')
       assert.ok(slowestStart < 8000, 'a restarted writer never waited for a dead lock to age')

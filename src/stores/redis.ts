@@ -726,7 +726,14 @@ async function loadDriver(): Promise<Connect> {
   try {
     const { Redis } = await import('ioredis')
     return async (url, lazy) => {
-      const client = new Redis(url, { lazyConnect: true })
+      const client = new Redis(url, {
+        lazyConnect: true,
+        // While disconnected, fail commands at once (a fast 503) rather than queue them: a queued write from a
+        // request that already got its 503 would otherwise land minutes later, when Redis is back.
+        enableOfflineQueue: false,
+        // Retry quickly and often: a restarted Redis is served within a second, not after a 5 s back-off.
+        retryStrategy: (attempt) => Math.min(attempt * 50, 1000),
+      })
       // Failures reach callers as StoreErrors; without a listener ioredis would also log each reconnect attempt.
       let failure: unknown
       client.on('error', (error: unknown) => {
@@ -761,7 +768,9 @@ async function loadDriver(): Promise<Connect> {
       const client = createClient({
         url,
         // node-redis retries a refused first connection forever; fail open() instead, retry after that.
-        socket: { reconnectStrategy: (retries, cause) => (connected ? Math.min(retries * 50, 2000) : cause) },
+        socket: { reconnectStrategy: (retries, cause) => (connected ? Math.min(retries * 50, 1000) : cause) },
+        // As with ioredis: fail commands at once while disconnected, never replay them later.
+        disableOfflineQueue: true,
       })
       // node-redis throws an 'error' event that has no listener; failures reach callers as StoreErrors.
       client.on('error', () => undefined)
