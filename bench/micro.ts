@@ -216,17 +216,17 @@ async function main(): Promise<void> {
   // What the manager seals and opens in stateless mode: `expiresAt.payload`, AES-256-GCM, JSON included.
   const seal = sealer === undefined ? undefined : new sealer.Sealer([SECRET], COOKIE_NAME)
   const plaintext = () => `${now + IDLE_MS}.${serializePayload(meta, data)}`
-  const open = (value: string) => {
-    const opened = seal?.open(value)
+  const open = async (value: string) => {
+    const opened = await seal?.open(value)
     if (opened === undefined) throw new Error('did not open')
     return parsePayload(opened.plaintext.slice(opened.plaintext.indexOf('.') + 1), 1 << 20)
   }
-  const sealed = seal?.seal(plaintext())
+  const sealed = await seal?.seal(plaintext())
   await group('seal', [
     {
       library: 'tessera',
       operation: 'Sealer.seal() (AES-256-GCM), JSON included',
-      make: seal && (() => loop(() => seal.seal(plaintext()))),
+      make: seal && (() => loopAsync(() => seal.seal(plaintext()))),
       ...(seal === undefined && unavailable),
     },
     {
@@ -240,7 +240,7 @@ async function main(): Promise<void> {
     {
       library: 'tessera',
       operation: 'Sealer.open(), JSON parse included',
-      make: sealed === undefined ? undefined : () => loop(() => open(sealed)),
+      make: sealed === undefined ? undefined : () => loopAsync(() => open(sealed)),
       ...(seal === undefined && unavailable),
     },
     {
@@ -257,7 +257,7 @@ async function main(): Promise<void> {
     {
       library: 'tessera',
       operation: 'seal then open',
-      make: seal && (() => loop(() => open(seal.seal(plaintext())))),
+      make: seal && (() => loopAsync(async () => open(await seal.seal(plaintext())))),
       ...(seal === undefined && unavailable),
     },
     {

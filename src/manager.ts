@@ -580,7 +580,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       }
     }
     const cached =
-      verified.size === 1 ? this.#fromCache(request, [...verified][0]!, now, transport) : undefined
+      verified.size === 1 && this.#hybrid !== undefined
+        ? await this.#fromCache(this.#hybrid, request, [...verified][0]!, now, transport)
+        : undefined
     if (cached !== undefined) {
       const [, meta] = cached
       if (this.#binding !== undefined && !(await this.#bindingHolds(meta.meta, transport, meta.key))) {
@@ -726,7 +728,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       if (renewed !== undefined) issue = renewed
       else if ((refreshed || state.renewCookie) && !state.followed) issue = { id: state.id!, expiresAt }
     }
-    return this.#result(state, issue, now)
+    // Hybrid mode: the sealed copy goes out beside the session cookie (sealing is asynchronous on Web Crypto).
+    const copy =
+      this.#hybrid === undefined ? undefined : await this.#cacheCookie(this.#hybrid, state, issue, now)
+    return this.#result(state, issue, now, copy)
   }
 
   // failOpen: nothing may be written while the store is down; a read-only request passes without a cookie.
@@ -801,6 +806,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state: SessionState,
     issue: { id: string; expiresAt: number } | 'end' | undefined,
     now: number,
+    copy?: string,
   ): CommitResult {
     const setCookie: string[] = []
     let token: string | undefined
@@ -813,7 +819,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     } else if (issue !== undefined) {
       token = issue === 'end' ? '' : this.#signer.sign(issue.id)
     }
-    if (this.#hybrid !== undefined) this.#cacheCookie(this.#hybrid, state, issue, now, setCookie)
+    if (copy !== undefined) setCookie.push(copy)
     const result: { -readonly [K in keyof CommitResult]: CommitResult[K] } = { setCookie }
     if (token !== undefined) result.token = token
     if (this.#transportOption.type === 'query') result.referrerPolicy = 'no-referrer'
@@ -1076,16 +1082,15 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   }
 
   // Hybrid mode: a session loaded from the sealed copy, when the copy is for this ID, fresh and alive.
-  #fromCache(
+  async #fromCache(
+    hybrid: { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string },
     request: SessionRequest,
     [id, renew]: [string, boolean],
     now: number,
     transport: Transport,
-  ): [Session<Data>, { meta: SessionMeta; key: string }] | undefined {
-    const hybrid = this.#hybrid
-    if (hybrid === undefined) return undefined
+  ): Promise<[Session<Data>, { meta: SessionMeta; key: string }] | undefined> {
     const values = getCookieValues(request.cookie, hybrid.cookieName)
-    const opened = values.length === 1 ? hybrid.sealer.open(values[0]!) : undefined
+    const opened = values.length === 1 ? await hybrid.sealer.open(values[0]!) : undefined
     if (opened === undefined) return undefined
     let copy: { k?: unknown; v?: unknown; e?: unknown; t?: unknown; p?: unknown }
     try {
@@ -1111,37 +1116,37 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 
   // Hybrid mode: re-issue the sealed copy whenever this request confirmed the record against the store (a
   // read or a successful write); clear it when the session ended.
-  #cacheCookie(
+  // The Set-Cookie header for the copy, or undefined when the copy stays as it is.
+  async #cacheCookie(
     hybrid: { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string },
     state: SessionState,
     issue: { id: string; expiresAt: number } | 'end' | undefined,
     now: number,
-    setCookie: string[],
-  ): void {
+  ): Promise<string | undefined> {
     const current = state.validated
     const ended = issue === 'end' || state.id === undefined
     if (ended) {
-      if (state.transport.copyPresented || issue === 'end')
-        setCookie.push(this.#clearingCookie(state.transport, hybrid.cookieName))
-      return
+      return state.transport.copyPresented || issue === 'end'
+        ? this.#clearingCookie(state.transport, hybrid.cookieName)
+        : undefined
     }
     // Served from the copy and nothing confirmed against the store: the copy stands until it is due.
-    if (current === undefined || current.key !== sha256Hex(state.id!)) return
-    const value = hybrid.sealer.seal(
+    if (current === undefined || current.key !== sha256Hex(state.id!)) return undefined
+    const value = await hybrid.sealer.seal(
       JSON.stringify({ k: current.key, v: current.version, e: current.expiresAt, t: now, p: current.raw }),
     )
     if (value.length > CHUNK_LENGTH) {
       // Too big for one cookie: this session is simply served from the store.
-      if (state.transport.copyPresented)
-        setCookie.push(this.#clearingCookie(state.transport, hybrid.cookieName))
-      return
+      return state.transport.copyPresented
+        ? this.#clearingCookie(state.transport, hybrid.cookieName)
+        : undefined
     }
     const attributes = this.#attributes(state.transport)
     attributes.maxAge = Math.max(
       1,
       Math.ceil(Math.min(hybrid.revalidateAfter, current.expiresAt - now) / 1000),
     )
-    setCookie.push(serializeCookie(hybrid.cookieName, value, attributes))
+    return serializeCookie(hybrid.cookieName, value, attributes)
   }
 
   // Hijack signals: compares the client recorded at login with this request's; the app's hook decides.
@@ -1188,7 +1193,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const { value, presented } = this.#readChunks(request.cookie, sealed.store.maxCookies)
     if (value === undefined) return this.#fresh(now, transport, presented.length > 0, presented)
     const opened =
-      value.length > sealed.store.maxCookies * CHUNK_LENGTH ? undefined : sealed.sealer.open(value)
+      value.length > sealed.store.maxCookies * CHUNK_LENGTH ? undefined : await sealed.sealer.open(value)
     const dot = opened?.plaintext.indexOf('.') ?? -1
     const expiresAt = opened === undefined ? Number.NaN : Number(opened.plaintext.slice(0, dot))
     const payload =
@@ -1240,11 +1245,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return { value: parts.length === 0 ? undefined : parts.join(''), presented }
   }
 
-  #commitSealed(
+  async #commitSealed(
     sealed: { store: CookieStore; sealer: Sealer },
     state: SessionState,
     now: number,
-  ): CommitResult {
+  ): Promise<CommitResult> {
     const text = this.#serialize(state.meta, state.data, false)
     const { userId, csrfSecret } = state.meta
     const keep = Object.keys(state.data).length > 0 || userId !== undefined || csrfSecret !== undefined
@@ -1264,7 +1269,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         this.#refuseTooDeep(state.data)
         this.#refuseTooLarge(text)
       }
-      const value = sealed.sealer.seal(`${expiresAt}.${text}`)
+      const value = await sealed.sealer.seal(`${expiresAt}.${text}`)
       const chunks = Math.ceil(value.length / CHUNK_LENGTH)
       if (chunks > sealed.store.maxCookies) {
         throw new SessionTooLargeError(

@@ -9,7 +9,15 @@
  *
  * @module
  */
-import { aesGcmOpen, aesGcmSeal, deriveKey, hmacSha256, safeEqual } from './internal/crypto.js'
+import {
+  aesGcmOpen,
+  aesGcmSeal,
+  base64urlToUtf8,
+  deriveKey,
+  hmacSha256,
+  safeEqual,
+  utf8ToBase64url,
+} from './internal/crypto.js'
 import { checkSecret, type Secret } from './signer.js'
 
 const SEALED = 't1' // AES-256-GCM, random 96-bit nonce, AAD = purpose and version
@@ -40,23 +48,26 @@ export class Sealer {
     this.#purpose = purpose
   }
 
-  /** `t1.<sealed>` (or `s1.<json>.<mac>` in signed-only mode). */
-  seal(plaintext: string): string {
+  /**
+   * `t1.<sealed>` (or `s1.<json>.<mac>` in signed-only mode). Asynchronous because Web Crypto is, where
+   * node:crypto is missing (edge runtimes).
+   */
+  async seal(plaintext: string): Promise<string> {
     const key = this.#keys[0]!
     if (this.#signedOnly) {
-      const body = Buffer.from(plaintext, 'utf8').toString('base64url')
+      const body = utf8ToBase64url(plaintext)
       return `${SIGNED}.${body}.${hmacSha256(key, `${SIGNED}.${this.#purpose}.${body}`)}`
     }
-    return `${SEALED}.${aesGcmSeal(key, plaintext, `${SEALED}.${this.#purpose}`)}`
+    return `${SEALED}.${await aesGcmSeal(key, plaintext, `${SEALED}.${this.#purpose}`)}`
   }
 
   /** The plaintext, or undefined for anything altered, truncated, foreign, or of another version. */
-  open(value: string): Opened | undefined {
+  async open(value: string): Promise<Opened | undefined> {
     if (this.#signedOnly) return this.#verify(value)
     if (!value.startsWith(`${SEALED}.`)) return undefined
     const sealed = value.slice(SEALED.length + 1)
     for (let index = 0; index < this.#keys.length; index++) {
-      const plaintext = aesGcmOpen(this.#keys[index]!, sealed, `${SEALED}.${this.#purpose}`)
+      const plaintext = await aesGcmOpen(this.#keys[index]!, sealed, `${SEALED}.${this.#purpose}`)
       if (plaintext !== undefined) return { plaintext, renew: index > 0 }
     }
     return undefined
@@ -68,7 +79,8 @@ export class Sealer {
     const body = parts[1]!
     for (let index = 0; index < this.#keys.length; index++) {
       if (safeEqual(hmacSha256(this.#keys[index]!, `${SIGNED}.${this.#purpose}.${body}`), parts[2]!)) {
-        return { plaintext: Buffer.from(body, 'base64url').toString('utf8'), renew: index > 0 }
+        const plaintext = base64urlToUtf8(body)
+        return plaintext === undefined ? undefined : { plaintext, renew: index > 0 }
       }
     }
     return undefined

@@ -79,7 +79,8 @@ export class CookieSigner {
 /** The bytes of `secret`, refused when too short or visibly typed by hand. */
 export function checkSecret(secret: Secret, index: number): Uint8Array {
   const bytes = typeof secret === 'string' ? new TextEncoder().encode(secret) : secret
-  if (!(bytes instanceof Uint8Array)) {
+  // Not instanceof: a Uint8Array from another realm (a vm context, a test environment) is bytes all the same.
+  if (Object.prototype.toString.call(bytes) !== '[object Uint8Array]') {
     throw new SessionConfigError(`secrets[${index}] must be a string or a Uint8Array`)
   }
   if (bytes.length < MIN_SECRET_BYTES) {

@@ -57,20 +57,20 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
   const rest = url.slice(colon + 1)
   switch (scheme) {
     case 'memory': {
-      const { MemoryStore } = await import('./stores/memory.js')
+      const { MemoryStore } = await load<typeof import('./stores/memory.js')>('./stores/memory.js')
       return new MemoryStore()
     }
     case 'sqlite': {
-      const { SqliteStore } = await import('./stores/sqlite.js')
+      const { SqliteStore } = await load<typeof import('./stores/sqlite.js')>('./stores/sqlite.js')
       return SqliteStore.open({ path: localPath(rest, url) })
     }
     case 'file': {
-      const { FileStore } = await import('./stores/file.js')
+      const { FileStore } = await load<typeof import('./stores/file.js')>('./stores/file.js')
       return new FileStore({ directory: localPath(rest, url) })
     }
     case 'postgres':
     case 'postgresql': {
-      const { PostgresStore } = await import('./stores/postgres.js')
+      const { PostgresStore } = await load<typeof import('./stores/postgres.js')>('./stores/postgres.js')
       const parsed = parse(url)
       const table = takeParam(parsed, 'table')
       const schema = takeParam(parsed, 'schema')
@@ -83,13 +83,13 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     }
     case 'redis':
     case 'rediss': {
-      const { RedisStore } = await import('./stores/redis.js')
+      const { RedisStore } = await load<typeof import('./stores/redis.js')>('./stores/redis.js')
       const parsed = parse(url)
       const prefix = takeParam(parsed, 'prefix')
       return RedisStore.open({ url: parsed.toString(), ...(prefix !== undefined && { prefix }), lazy })
     }
     case 'cookie': {
-      const { CookieStore } = await import('./stores/cookie.js')
+      const { CookieStore } = await load<typeof import('./stores/cookie.js')>('./stores/cookie.js')
       if (rest !== '' && rest !== 'signed')
         throw new SessionConfigError('use cookie: (sealed) or cookie:signed (readable, signed)')
       return new CookieStore({ signedOnly: rest === 'signed' })
@@ -97,6 +97,12 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     default:
       throw new SessionConfigError(`unknown store scheme "${scheme}:"; use one of ${schemes()}`)
   }
+}
+
+// A variable specifier, so that bundlers (esbuild, webpack, Vercel's and Cloudflare's) leave the Node-only
+// stores out of an edge bundle: a store's module is loaded only when its scheme is used, at run time.
+function load<Module>(specifier: string): Promise<Module> {
+  return import(specifier)
 }
 
 // `sqlite:./x.db`, `sqlite:/abs/x.db` and `sqlite:///abs/x.db` all name a local path.

@@ -1,74 +1,154 @@
-// The one place the core touches node:crypto, so a Web Crypto seam can replace it for edge runtimes.
-import * as nodeCrypto from 'node:crypto'
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHash,
-  createHmac,
-  hkdfSync,
-  randomBytes,
-  timingSafeEqual,
-} from 'node:crypto'
+// The one place the core touches cryptography. On Node (and Bun and Deno) it uses node:crypto, found at run
+// time through process.getBuiltinModule rather than imported, so that nothing ties the core to Node: where
+// there is no node:crypto (Vercel Edge, Cloudflare Workers without nodejs_compat, Node before 20.16), the
+// Web Crypto API and the plain-JavaScript SHA-256 in ./sha256.js stand in, with identical output.
+import type * as NodeCrypto from 'node:crypto'
+import type { webcrypto } from 'node:crypto'
+import { hkdfSha256, hmacSha256Bytes, sha256 } from './sha256.js'
+
+const node = (
+  globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
+).process?.getBuiltinModule?.('node:crypto') as typeof NodeCrypto | undefined
+
+/** True when node:crypto does the work; false on the portable Web Crypto path. */
+export const usesNodeCrypto = node !== undefined
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
 
 /** `byteLength` bytes from the CSPRNG, base64url without padding. */
 export function randomToken(byteLength: number): string {
-  return randomBytes(byteLength).toString('base64url')
+  if (node !== undefined) return node.randomBytes(byteLength).toString('base64url')
+  return toBase64url(globalThis.crypto.getRandomValues(new Uint8Array(byteLength)))
 }
 
 /** SHA-256 of a UTF-8 string, as 64 lowercase hex characters (the store key of a session ID). */
 export function sha256Hex(value: string): string {
-  return oneShotHash === undefined
-    ? createHash('sha256').update(value).digest('hex')
-    : oneShotHash('sha256', value, 'hex')
+  if (node === undefined) return toHex(sha256(encoder.encode(value)))
+  // crypto.hash (Node 20.12+) skips the Hash object: about three times faster for one short input.
+  return typeof node.hash === 'function'
+    ? node.hash('sha256', value, 'hex')
+    : node.createHash('sha256').update(value).digest('hex')
 }
-
-// crypto.hash (Node 20.12+) skips the Hash object: about three times faster for one short input.
-const oneShotHash = (nodeCrypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string })
-  .hash
 
 /** HMAC-SHA256 of `message` under `key`, base64url without padding (43 characters). */
 export function hmacSha256(key: Uint8Array, message: string): string {
-  return createHmac('sha256', key).update(message).digest('base64url')
+  if (node !== undefined) return node.createHmac('sha256', key).update(message).digest('base64url')
+  return toBase64url(hmacSha256Bytes(key, encoder.encode(message)))
 }
 
 /** A 32-byte subkey for one purpose, derived from a secret with HKDF-SHA256 (RFC 5869). */
 export function deriveKey(secret: Uint8Array, purpose: string): Uint8Array {
-  return new Uint8Array(hkdfSync('sha256', secret, 'tessera', purpose, 32))
+  if (node !== undefined) return new Uint8Array(node.hkdfSync('sha256', secret, 'tessera', purpose, 32))
+  return hkdfSha256(secret, encoder.encode('tessera'), encoder.encode(purpose), 32)
 }
 
 /** Constant-time equality of two ASCII strings; unequal lengths return false without throwing. */
 export function safeEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, 'latin1')
-  const right = Buffer.from(b, 'latin1')
-  if (left.length !== right.length) return false
-  return timingSafeEqual(left, right)
+  if (a.length !== b.length) return false
+  if (node !== undefined) return node.timingSafeEqual(Buffer.from(a, 'latin1'), Buffer.from(b, 'latin1'))
+  let difference = 0
+  for (let i = 0; i < a.length; i++) difference |= a.charCodeAt(i) ^ b.charCodeAt(i)
+  return difference === 0
 }
 
 const NONCE_BYTES = 12 // 96-bit random nonces: the GCM standard size (NIST SP 800-38D §8.2.2)
 const TAG_BYTES = 16
 
 /** AES-256-GCM: nonce ‖ ciphertext ‖ tag, base64url. `aad` is authenticated but not encrypted. */
-export function aesGcmSeal(key: Uint8Array, plaintext: string, aad: string): string {
-  const nonce = randomBytes(NONCE_BYTES)
-  const cipher = createCipheriv('aes-256-gcm', key, nonce)
-  cipher.setAAD(Buffer.from(aad, 'utf8'))
-  const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
-  return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url')
+export async function aesGcmSeal(key: Uint8Array, plaintext: string, aad: string): Promise<string> {
+  if (node !== undefined) {
+    const nonce = node.randomBytes(NONCE_BYTES)
+    const cipher = node.createCipheriv('aes-256-gcm', key, nonce)
+    cipher.setAAD(Buffer.from(aad, 'utf8'))
+    const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()])
+    return Buffer.concat([nonce, body, cipher.getAuthTag()]).toString('base64url')
+  }
+  const nonce = globalThis.crypto.getRandomValues(new Uint8Array(NONCE_BYTES))
+  const sealed = await globalThis.crypto.subtle.encrypt(
+    { name: 'AES-GCM', iv: nonce, additionalData: encoder.encode(aad), tagLength: TAG_BYTES * 8 },
+    await webKey(key),
+    encoder.encode(plaintext),
+  )
+  const out = new Uint8Array(NONCE_BYTES + sealed.byteLength) // Web Crypto already appends the tag
+  out.set(nonce)
+  out.set(new Uint8Array(sealed), NONCE_BYTES)
+  return toBase64url(out)
 }
 
 /** The plaintext of {@link aesGcmSeal}'s output, or undefined when anything was altered or the key differs. */
-export function aesGcmOpen(key: Uint8Array, sealed: string, aad: string): string | undefined {
-  const bytes = Buffer.from(sealed, 'base64url')
-  if (bytes.length < NONCE_BYTES + TAG_BYTES) return undefined
+export async function aesGcmOpen(key: Uint8Array, sealed: string, aad: string): Promise<string | undefined> {
+  const bytes = fromBase64url(sealed)
+  if (bytes === undefined || bytes.length < NONCE_BYTES + TAG_BYTES) return undefined
   try {
-    const decipher = createDecipheriv('aes-256-gcm', key, bytes.subarray(0, NONCE_BYTES), {
-      authTagLength: TAG_BYTES,
-    })
-    decipher.setAAD(Buffer.from(aad, 'utf8'))
-    decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES))
-    const body = bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)
-    return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8')
+    if (node !== undefined) {
+      const decipher = node.createDecipheriv('aes-256-gcm', key, bytes.subarray(0, NONCE_BYTES), {
+        authTagLength: TAG_BYTES,
+      })
+      decipher.setAAD(Buffer.from(aad, 'utf8'))
+      decipher.setAuthTag(bytes.subarray(bytes.length - TAG_BYTES))
+      const body = bytes.subarray(NONCE_BYTES, bytes.length - TAG_BYTES)
+      return Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8')
+    }
+    const plaintext = await globalThis.crypto.subtle.decrypt(
+      {
+        name: 'AES-GCM',
+        iv: bytes.subarray(0, NONCE_BYTES),
+        additionalData: encoder.encode(aad),
+        tagLength: TAG_BYTES * 8,
+      },
+      await webKey(key),
+      bytes.subarray(NONCE_BYTES),
+    )
+    return decoder.decode(plaintext)
   } catch {
     return undefined
   }
+}
+
+// Importing a raw key costs a promise each time: keep one CryptoKey per derived key.
+const webKeys = new WeakMap<Uint8Array, Promise<webcrypto.CryptoKey>>()
+function webKey(key: Uint8Array): Promise<webcrypto.CryptoKey> {
+  let imported = webKeys.get(key)
+  if (imported === undefined) {
+    imported = globalThis.crypto.subtle.importKey('raw', key, 'AES-GCM', false, ['encrypt', 'decrypt'])
+    webKeys.set(key, imported)
+  }
+  return imported
+}
+
+/** UTF-8 text as base64url without padding. */
+export function utf8ToBase64url(text: string): string {
+  return node !== undefined
+    ? Buffer.from(text, 'utf8').toString('base64url')
+    : toBase64url(encoder.encode(text))
+}
+
+/** The UTF-8 text of a base64url string (undefined when it is not base64url). */
+export function base64urlToUtf8(value: string): string | undefined {
+  const bytes = fromBase64url(value)
+  return bytes === undefined ? undefined : decoder.decode(bytes)
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]*$/
+
+function fromBase64url(value: string): Uint8Array | undefined {
+  if (!BASE64URL.test(value) || value.length % 4 === 1) return undefined
+  if (node !== undefined) return Buffer.from(value, 'base64url')
+  const binary = atob(value.replace(/-/g, '+').replace(/_/g, '/'))
+  const bytes = new Uint8Array(binary.length)
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i)
+  return bytes
+}
+
+function toBase64url(bytes: Uint8Array): string {
+  let binary = ''
+  for (let i = 0; i < bytes.length; i++) binary += String.fromCharCode(bytes[i]!)
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+function toHex(bytes: Uint8Array): string {
+  let hex = ''
+  for (let i = 0; i < bytes.length; i++) hex += bytes[i]!.toString(16).padStart(2, '0')
+  return hex
 }
