@@ -33,6 +33,7 @@ export type {
   SessionEvents,
 } from './events.js'
 export { generateSessionId } from './id.js'
+export type { SessionLogger } from './logger.js'
 export {
   type CommitResult,
   createSessionManager,
@@ -44,7 +45,6 @@ export {
   type SessionWarning,
   type UserSessionInfo,
 } from './manager.js'
-export type { SessionLogger } from './logger.js'
 export { createMetrics, type SessionMetrics } from './metrics.js'
 export type { SessionMigration, StandardIssue, StandardResult, StandardSchemaV1 } from './schema.js'
 export { Session } from './session.js'

@@ -480,7 +480,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
           'a CookieStore keeps the session in the cookie: it needs the cookie transport',
         )
       }
-      const sealer = new Sealer(options.secrets, this.cookieName, options.store.signedOnly)
+      const sealer = new Sealer(options.secrets, this.cookieName, options.store.signedOnly, this.#clock)
       this.#sealed = { store: options.store, sealer }
     } else {
       this.#sealed = undefined
@@ -495,7 +495,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         60_000,
       )
       const cookieName = `${this.cookieName}-cache`
-      this.#hybrid = { revalidateAfter, cookieName, sealer: new Sealer(options.secrets, cookieName) }
+      this.#hybrid = {
+        revalidateAfter,
+        cookieName,
+        sealer: new Sealer(options.secrets, cookieName, false, this.#clock),
+      }
     } else {
       this.#hybrid = undefined
     }
@@ -765,7 +769,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const id = this.#generateId()
     const key = sha256Hex(id)
     const meta: SessionMeta = { ...payload.meta, issuedAt: now }
-    const text = this.#serialize(meta, payload.data)
+    const text = this.#serialize(meta, payload.data, true, key)
     const expiresAt = this.#expiryAt(now, meta)
     const { userId } = meta
     const created = await this.#call('create', () =>
@@ -780,7 +784,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       successor: key,
     }
     const forward: StoreRecord = {
-      data: serializePayload(forwardMeta, {}),
+      data: serializePayload(forwardMeta, {}, current.key),
       expiresAt: Math.min(current.expiresAt, now + grace),
       version: current.version + 1,
       userId,
@@ -854,7 +858,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   ): Promise<number> {
     // Unchecked for size until it is known to be a write: a session stored under a larger maxDataBytes must
     // still be readable after the limit is lowered.
-    let text = this.#serialize(state.meta, state.data, false)
+    let text = this.#serialize(state.meta, state.data, false, loaded.key)
     const expiresAt = this.#expiryAt(now, state.meta)
     if (text === loaded.raw) {
       const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
@@ -907,7 +911,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       }
       const data =
         this.#onConflict === 'merge' ? mergeChanges(loaded.raw, state.data, current.payload.data) : state.data
-      text = this.#serialize(current.payload.meta, data)
+      text = this.#serialize(current.payload.meta, data, true, key)
       expectedVersion = current.record.version
     }
   }
@@ -916,15 +920,15 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     // renewal counts an ID's age from its issue; a session's first ID is issued at its creation.
     if (this.#renewal !== undefined && state.meta.createdAt !== now)
       state.meta = { ...state.meta, issuedAt: now }
-    const text = this.#serialize(state.meta, state.data)
     this.#refuseTooDeep(state.data)
     const expiresAt = this.#expiryAt(now, state.meta)
     // Insert-if-absent: a colliding ID (astronomically unlikely with 256 bits) gets a new one, never an overwrite.
     for (let attempt = 0; attempt < 3; attempt++) {
       const id = state.id ?? this.#generateId()
-      const record: StoreRecord = { data: text, expiresAt, version: 1, userId: state.meta.userId }
       state.id = id
       const key = sha256Hex(id)
+      const text = this.#serialize(state.meta, state.data, true, key)
+      const record: StoreRecord = { data: text, expiresAt, version: 1, userId: state.meta.userId }
       if (await this.#call('create', () => this.#store.create(key, record, now))) {
         state.validated = { key, raw: text, version: 1, expiresAt }
         this.#events.emit('created', { session: sessionHandle(key) })
@@ -1341,6 +1345,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       record.expiresAt > MAX_DATE
     ) {
       reason = 'garbage'
+    } else if (payload.meta.keyCheck !== undefined && !key.startsWith(payload.meta.keyCheck)) {
+      reason = 'garbage' // written under another key: never someone else's session
     } else if (record.expiresAt <= now || payload.meta.absoluteExpiresAt <= now) {
       reason = 'expired'
     } else {
@@ -1378,10 +1384,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return new Session<Data>(state, this.#controller)
   }
 
-  #serialize(meta: SessionMeta, data: Record<string, unknown>, checkSize = true): string {
+  #serialize(meta: SessionMeta, data: Record<string, unknown>, checkSize = true, key?: string): string {
     let text: string
     try {
-      text = serializePayload(meta, data)
+      text = serializePayload(meta, data, key)
     } catch (error) {
       throw new SessionDataError('the session data cannot be serialized as JSON (a BigInt or a cycle?)', {
         cause: error,

@@ -23,6 +23,11 @@ export interface SessionMeta {
    * still carrying the old ID during the grace window are served (and write) there.
    */
   readonly successor?: string
+  /**
+   * The first 8 hex characters of the store key the record was written under. A record read under another
+   * key (a store's key-mapping bug, a cache collision) is garbage, never another user's session.
+   */
+  readonly keyCheck?: string
 }
 
 export interface Payload {
@@ -41,6 +46,7 @@ interface Wire {
   k?: string
   n?: number
   s?: string
+  h?: string
   d: Record<string, unknown>
 }
 
@@ -49,9 +55,13 @@ export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constr
 
 const MAX_DEPTH = 64
 const STORE_KEY = /^[0-9a-f]{64}$/
+const KEY_CHECK_LENGTH = 8 // 32 bits: enough to catch a mix-up, short enough to cost 15 bytes a record
+const KEY_CHECK = /^[0-9a-f]{8}$/
 
-export function serializePayload(meta: SessionMeta, data: Record<string, unknown>): string {
+/** The stored text of a session; `key` (the store key it is written under) is checked again on every read. */
+export function serializePayload(meta: SessionMeta, data: Record<string, unknown>, key?: string): string {
   const wire: Wire = { v: 1, c: meta.createdAt, a: meta.absoluteExpiresAt, d: data }
+  if (key !== undefined) wire.h = key.slice(0, KEY_CHECK_LENGTH)
   if (meta.userId !== undefined) {
     wire.u = meta.userId
     if (meta.authenticatedAt !== undefined) wire.t = meta.authenticatedAt
@@ -78,7 +88,7 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     return undefined
   }
   if (!isPlainObject(wire) || wire.v !== 1) return undefined
-  const { c, a, d, u, t, ua, ip, k, n, s } = wire
+  const { c, a, d, u, t, ua, ip, k, n, s, h } = wire
   if (!isTimestamp(c) || !isTimestamp(a) || !isPlainObject(d) || depthExceeds(d, MAX_DEPTH)) return undefined
   if (
     !isOptional(u, 'string') ||
@@ -91,6 +101,7 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
   if (t !== undefined && !isTimestamp(t)) return undefined
   if (n !== undefined && !isTimestamp(n)) return undefined
   if (s !== undefined && !(typeof s === 'string' && STORE_KEY.test(s))) return undefined
+  if (h !== undefined && !(typeof h === 'string' && KEY_CHECK.test(h))) return undefined
   const meta: SessionMeta = {
     createdAt: c,
     absoluteExpiresAt: a,
@@ -101,6 +112,7 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
     ...(typeof k === 'string' && { csrfSecret: k }),
     ...(typeof n === 'number' && { issuedAt: n }),
     ...(typeof s === 'string' && { successor: s }),
+    ...(typeof h === 'string' && { keyCheck: h }),
   }
   return { meta, data: d }
 }

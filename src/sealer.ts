@@ -3,9 +3,11 @@
  * value the client can neither read nor change, or, in signed-only mode, readable but tamper-proof
  * (HMAC-SHA256), as Flask's default session is.
  *
- * The format starts with a version (`t1`) so it can change without logging everyone out; keys are derived
- * once per secret with HKDF, never per seal; the cookie name is authenticated with every value, so a value
- * sealed for one cookie never opens as another.
+ * The format starts with a version (`t2`) so it can change without logging everyone out. Keys are derived
+ * with HKDF once per secret and hour, never per seal: with random 96-bit nonces, NIST SP 800-38D bounds one
+ * key to 2^32 seals, and an hourly key keeps any real site far below that (2^32 an hour is 1.2 million seals
+ * a second). The cookie name and the hour are authenticated with every value, so a value sealed for one
+ * cookie never opens as another.
  *
  * @module
  */
@@ -20,7 +22,14 @@ import {
 } from './internal/crypto.js'
 import { checkSecret, type Secret } from './signer.js'
 
-const SEALED = 't1' // AES-256-GCM, random 96-bit nonce, AAD = purpose and version
+const SEALED = 't2' // AES-256-GCM under an hourly key, random 96-bit nonce, AAD = version, purpose and hour
+const LEGACY = 't1' // one key per secret: still opened, so that no session sealed before t2 is lost
+const KEY_PERIOD_MS = 3_600_000
+const EPOCH = /^[0-9a-z]{1,9}$/
+// Hours a sealed value may come from: sessions live at most 400 days; a little ahead for clock skew.
+const MAX_PAST_PERIODS = 400 * 24 + 1
+const MAX_FUTURE_PERIODS = 1
+const CACHED_KEYS = 64
 const SIGNED = 's1' // base64url JSON and HMAC-SHA256: readable by the client, tamper-proof
 
 /** Result of {@link Sealer.open}. */
@@ -33,44 +42,87 @@ export interface Opened {
 /** Seals and opens values for one purpose (a cookie name), with rotatable secrets: the first seals, all open. */
 export class Sealer {
   readonly #keys: readonly Uint8Array[]
+  readonly #secrets: readonly Uint8Array[]
+  readonly #periodKeys = new Map<string, Uint8Array>()
   readonly #purpose: string
   readonly #signedOnly: boolean
+  readonly #clock: () => number
 
   /**
    * @param secrets newest first; each at least 32 bytes.
    * @param purpose bound into every value, e.g. the cookie name.
    * @param signedOnly sign instead of encrypting: the client can read the data (never put secrets in it).
    */
-  constructor(secrets: readonly Secret[], purpose: string, signedOnly = false) {
+  constructor(
+    secrets: readonly Secret[],
+    purpose: string,
+    signedOnly = false,
+    clock: () => number = Date.now,
+  ) {
     this.#signedOnly = signedOnly
     const info = signedOnly ? 'tessera/v1/session-signature' : 'tessera/v1/session-seal'
-    this.#keys = secrets.map((secret, index) => deriveKey(checkSecret(secret, index), info))
+    this.#secrets = secrets.map((secret, index) => checkSecret(secret, index))
+    this.#keys = this.#secrets.map((secret) => deriveKey(secret, info))
     this.#purpose = purpose
+    this.#clock = clock
   }
 
   /**
-   * `t1.<sealed>` (or `s1.<json>.<mac>` in signed-only mode). Asynchronous because Web Crypto is, where
-   * node:crypto is missing (edge runtimes).
+   * `t2.<hour>.<sealed>` (or `s1.<json>.<mac>` in signed-only mode). Asynchronous because Web Crypto is,
+   * where node:crypto is missing (edge runtimes).
    */
   async seal(plaintext: string): Promise<string> {
-    const key = this.#keys[0]!
     if (this.#signedOnly) {
       const body = utf8ToBase64url(plaintext)
-      return `${SIGNED}.${body}.${hmacSha256(key, `${SIGNED}.${this.#purpose}.${body}`)}`
+      return `${SIGNED}.${body}.${hmacSha256(this.#keys[0]!, `${SIGNED}.${this.#purpose}.${body}`)}`
     }
-    return `${SEALED}.${await aesGcmSeal(key, plaintext, `${SEALED}.${this.#purpose}`)}`
+    const period = Math.floor(this.#clock() / KEY_PERIOD_MS).toString(36)
+    const sealed = await aesGcmSeal(this.#periodKey(0, period), plaintext, this.#aad(period))
+    return `${SEALED}.${period}.${sealed}`
   }
 
   /** The plaintext, or undefined for anything altered, truncated, foreign, or of another version. */
   async open(value: string): Promise<Opened | undefined> {
     if (this.#signedOnly) return this.#verify(value)
+    if (value.startsWith(`${LEGACY}.`)) return this.#openLegacy(value.slice(LEGACY.length + 1))
     if (!value.startsWith(`${SEALED}.`)) return undefined
-    const sealed = value.slice(SEALED.length + 1)
-    for (let index = 0; index < this.#keys.length; index++) {
-      const plaintext = await aesGcmOpen(this.#keys[index]!, sealed, `${SEALED}.${this.#purpose}`)
+    const dot = value.indexOf('.', SEALED.length + 1)
+    const period = value.slice(SEALED.length + 1, dot)
+    if (dot === -1 || !EPOCH.test(period)) return undefined
+    // Only hours a live session can come from: an attacker must not make us derive keys at will.
+    const age = Math.floor(this.#clock() / KEY_PERIOD_MS) - Number.parseInt(period, 36)
+    if (age > MAX_PAST_PERIODS || age < -MAX_FUTURE_PERIODS) return undefined
+    const sealed = value.slice(dot + 1)
+    for (let index = 0; index < this.#secrets.length; index++) {
+      const plaintext = await aesGcmOpen(this.#periodKey(index, period), sealed, this.#aad(period))
       if (plaintext !== undefined) return { plaintext, renew: index > 0 }
     }
     return undefined
+  }
+
+  async #openLegacy(sealed: string): Promise<Opened | undefined> {
+    for (let index = 0; index < this.#keys.length; index++) {
+      const plaintext = await aesGcmOpen(this.#keys[index]!, sealed, `${LEGACY}.${this.#purpose}`)
+      // Re-sealed at once in the current format, as a rotated secret is.
+      if (plaintext !== undefined) return { plaintext, renew: true }
+    }
+    return undefined
+  }
+
+  #aad(period: string): string {
+    return `${SEALED}.${this.#purpose}.${period}`
+  }
+
+  // The key of secret `index` for one hour, derived once and kept for the few hours in use.
+  #periodKey(index: number, period: string): Uint8Array {
+    const id = `${index}:${period}`
+    let key = this.#periodKeys.get(id)
+    if (key === undefined) {
+      key = deriveKey(this.#secrets[index]!, `tessera/v2/session-seal/${period}`)
+      if (this.#periodKeys.size >= CACHED_KEYS) this.#periodKeys.delete(this.#periodKeys.keys().next().value!)
+      this.#periodKeys.set(id, key)
+    }
+    return key
   }
 
   #verify(value: string): Opened | undefined {
