@@ -595,7 +595,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       const cachedState = stateOf(cached[0])
       const data = await this.#validData(cachedState.data, meta.key)
       if (data === undefined) return this.#fresh(now, transport, true)
+      if (data !== cachedState.data) cachedState.dataExposed = true // migrated: save the new shape
       cachedState.data = data
+      cachedState.loadedMeta = cachedState.meta
       return cached[0]
     }
     let found:
@@ -646,7 +648,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.loaded = loaded
     state.validated = loaded // just read from the store
     state.meta = found.payload.meta
+    state.loadedMeta = found.payload.meta
     state.data = data
+    state.dataExposed = data !== found.payload.data // migrated by the schema: save the new shape
     state.renewCookie = found.renew
     state.signedValue = signedValues.get(found.id)
     state.followed = found.followed === true
@@ -858,7 +862,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   ): Promise<number> {
     // Unchecked for size until it is known to be a write: a session stored under a larger maxDataBytes must
     // still be readable after the limit is lowered.
-    let text = this.#serialize(state.meta, state.data, false, loaded.key)
+    // Nothing written and no object handed out: the stored text stands, and serializing it again is waste.
+    let text = this.#unchanged(state)
+      ? loaded.raw
+      : this.#serialize(state.meta, state.data, false, loaded.key)
     const expiresAt = this.#expiryAt(now, state.meta)
     if (text === loaded.raw) {
       const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
@@ -1222,7 +1229,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const data = await this.#validData(payload.data, 'stateless')
     if (data === undefined) return this.#fresh(now, transport, true, presented)
     fresh.meta = payload.meta
+    fresh.loadedMeta = payload.meta
     fresh.data = data
+    fresh.dataExposed = data !== payload.data
     fresh.renewCookie = opened.renew
     return state
   }
@@ -1254,7 +1263,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state: SessionState,
     now: number,
   ): Promise<CommitResult> {
-    const text = this.#serialize(state.meta, state.data, false)
+    const text =
+      state.loaded !== undefined && this.#unchanged(state)
+        ? state.loaded.raw
+        : this.#serialize(state.meta, state.data, false)
     const { userId, csrfSecret } = state.meta
     const keep = Object.keys(state.data).length > 0 || userId !== undefined || csrfSecret !== undefined
     const loaded = state.loaded
@@ -1380,6 +1392,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       transport,
       degraded: false,
       followed: false,
+      dataExposed: false,
+      loadedMeta: undefined,
     }
     return new Session<Data>(state, this.#controller)
   }
@@ -1395,6 +1409,10 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     }
     if (checkSize) this.#refuseTooLarge(text)
     return text
+  }
+
+  #unchanged(state: SessionState): boolean {
+    return !state.dataExposed && state.meta === state.loadedMeta
   }
 
   #refuseTooLarge(text: string): void {

@@ -62,6 +62,13 @@ export interface SessionState {
    * writes go to the renewed record, and the response never hands the old ID back.
    */
   followed: boolean
+  /**
+   * The data may differ from what was loaded: something was written, or an object was handed out by get()
+   * (it may be changed in place). Until then a commit need not serialize the data to find out.
+   */
+  dataExposed: boolean
+  /** The metadata as loaded; state.meta is replaced, never changed in place, so identity means unchanged. */
+  loadedMeta: SessionMeta | undefined
 }
 
 /** What a session needs from its manager to act on the store right away. */
@@ -150,8 +157,11 @@ export class Session<Data extends object = Record<string, unknown>> {
 
   /** The value under `key`, or undefined. */
   get<K extends keyof Data & string>(key: K): Data[K] | undefined {
-    const { data } = this.#read()
-    return Object.hasOwn(data, key) ? (data[key] as Data[K]) : undefined
+    const state = this.#read()
+    if (!Object.hasOwn(state.data, key)) return undefined
+    const value = state.data[key]
+    if (typeof value === 'object' && value !== null) state.dataExposed = true
+    return value as Data[K]
   }
 
   /** True when `key` holds a value. */
@@ -302,6 +312,7 @@ export class Session<Data extends object = Record<string, unknown>> {
       )
     }
     state.accessed = true
+    state.dataExposed = true
     return state
   }
 }
