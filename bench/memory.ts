@@ -72,7 +72,8 @@ async function fill(): Promise<{ keep: unknown; written: number }> {
     const meta = { createdAt: now, absoluteExpiresAt: now + 12 * 3_600_000 }
     for (let i = 0; i < count; i++) {
       const key = sha256Hex(generateSessionId())
-      const record = { data: serializePayload(meta, dataFor(i)), expiresAt: now + IDLE_MS, version: 1 }
+      // As the manager writes it: with the check of the key the record is stored under.
+      const record = { data: serializePayload(meta, dataFor(i), key), expiresAt: now + IDLE_MS, version: 1 }
       await store.create(key, record, now)
     }
     if (store.size !== count) throw new Error(`tessera kept ${store.size} of ${count}`)

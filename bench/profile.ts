@@ -7,8 +7,8 @@
  * tsx compiles each TypeScript file to one long line, so profile positions are mapped back through tsx's own
  * cache (`$TMPDIR/tsx-<uid>/`, one JSON `{ code, map }` per compiled file): the cache entry whose code has the
  * profiled functions at the profiled columns is taken, and its source map gives the original line.
- * Files compiled by bench/build.ts are mapped through the source maps beside them (the build folder is kept
- * when the run profiles). Plain JavaScript positions are printed as they are.
+ * Files compiled by bench/build.ts (or any JavaScript file with a `.map` beside it) are mapped through those
+ * source maps (the build folder is kept when the run profiles). Plain JavaScript positions are printed as they are.
  */
 import { readdirSync, readFileSync } from 'node:fs'
 import { SourceMap } from 'node:module'
@@ -125,7 +125,8 @@ function where(frame: CallFrame): string {
   if (url === '') return frame.functionName === '' ? '(native)' : `(${frame.functionName})`
   const path = url.startsWith('file://') ? fileURLToPath(url) : url
   const short = shorten(path)
-  if (path.endsWith('.js') && path.includes('tessera-bench-build-')) {
+  // Any compiled file with a source map beside it (bench/build.ts writes them; so does `esbuild --sourcemap`).
+  if ((path.endsWith('.js') || path.endsWith('.mjs')) && jsMapFor(path) !== undefined) {
     const entry = jsMapFor(path)?.findEntry(frame.lineNumber, frame.columnNumber) as
       | { originalLine?: number; originalSource?: string }
       | undefined

@@ -118,8 +118,9 @@ async function expressListen(app: ExpressApp): Promise<Server> {
 async function expressBare(): Promise<Built> {
   const app = await expressApp()
   for (const path of ['/login', '/inc', '/read']) {
+    // The same calls as every session route (status, then send), minus the session.
     app.get(path, (_req, res) => {
-      res.send(path === '/login' ? 'ok' : '0')
+      res.status(200).send(path === '/login' ? 'ok' : '0')
     })
   }
   const server = await expressListen(app)
@@ -131,7 +132,8 @@ async function fastifyBare(): Promise<Built> {
   const app = Fastify({ logger: false })
   for (const path of ['/login', '/inc', '/read']) {
     app.get(path, async (_request, reply) => {
-      reply.type('text/plain; charset=utf-8')
+      // The same calls as every session route (code, then type), minus the session.
+      reply.code(200).type('text/plain; charset=utf-8')
       return path === '/login' ? 'ok' : '0'
     })
   }

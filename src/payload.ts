@@ -102,18 +102,16 @@ export function parsePayload(text: unknown, maxBytes: number): Payload | undefin
   if (n !== undefined && !isTimestamp(n)) return undefined
   if (s !== undefined && !(typeof s === 'string' && STORE_KEY.test(s))) return undefined
   if (h !== undefined && !(typeof h === 'string' && KEY_CHECK.test(h))) return undefined
-  const meta: SessionMeta = {
-    createdAt: c,
-    absoluteExpiresAt: a,
-    ...(typeof u === 'string' && { userId: u }),
-    ...(typeof t === 'number' && { authenticatedAt: t }),
-    ...(typeof ua === 'string' && { userAgent: ua }),
-    ...(typeof ip === 'string' && { ip }),
-    ...(typeof k === 'string' && { csrfSecret: k }),
-    ...(typeof n === 'number' && { issuedAt: n }),
-    ...(typeof s === 'string' && { successor: s }),
-    ...(typeof h === 'string' && { keyCheck: h }),
-  }
+  // Built field by field rather than with conditional spreads: no temporary object per field.
+  const meta: { -readonly [K in keyof SessionMeta]: SessionMeta[K] } = { createdAt: c, absoluteExpiresAt: a }
+  if (typeof u === 'string') meta.userId = u
+  if (typeof t === 'number') meta.authenticatedAt = t
+  if (typeof ua === 'string') meta.userAgent = ua
+  if (typeof ip === 'string') meta.ip = ip
+  if (typeof k === 'string') meta.csrfSecret = k
+  if (typeof n === 'number') meta.issuedAt = n
+  if (typeof s === 'string') meta.successor = s
+  if (typeof h === 'string') meta.keyCheck = h
   return { meta, data: d }
 }
 
@@ -153,7 +151,8 @@ function depthExceeds(value: unknown, limit: number): boolean {
   if (typeof value !== 'object' || value === null) return false
   if (limit === 0) return true
   for (const child of Object.values(value)) {
-    if (depthExceeds(child, limit - 1)) return true
+    // Only objects nest: no call for the (usual) scalar values.
+    if (typeof child === 'object' && child !== null && depthExceeds(child, limit - 1)) return true
   }
   return false
 }

@@ -22,7 +22,7 @@ import { SessionConfigError } from '../errors.js'
 import type { RegisteredData } from '../index.js'
 import type { SessionManager } from '../manager.js'
 import type { Session } from '../session.js'
-import { csrfRequestOf, holdUntilCommitted, loadSession } from './node.js'
+import { csrfRequestOf, holdForCommit, sessionRequestOf } from './node.js'
 
 declare global {
   namespace Express {
@@ -50,9 +50,9 @@ export type SessionMiddleware = (
  */
 export function session<Data extends object>(manager: SessionManager<Data>): SessionMiddleware {
   return (req, res, next) => {
-    loadSession(manager, req).then((loaded) => {
+    manager.load(sessionRequestOf(req)).then((loaded) => {
       ;(req as IncomingMessage & { session: Session<Data> }).session = loaded
-      holdUntilCommitted(res, () => manager.commit(loaded), next)
+      holdForCommit(res, manager, loaded, next)
       next()
     }, next)
   }

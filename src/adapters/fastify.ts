@@ -54,12 +54,16 @@ export interface TesseraSessionOptions {
   manager: AnySessionManager
 }
 
-// Requests whose session must not be committed (again): already committed, or answered by the error path.
-const settled = new WeakSet<FastifyRequest>()
+// Set on a request whose session must not be committed (again): already committed, or answered by the error
+// path. A request decoration rather than a WeakSet: every request is born with the field, at no extra cost.
+const SETTLED = Symbol('tessera.settled')
+
+type Settling = FastifyRequest & { [SETTLED]: boolean }
 
 const plugin: FastifyPluginAsync<TesseraSessionOptions> = async (fastify, options) => {
   const manager = options.manager as unknown as SessionManager<RegisteredData>
   fastify.decorateRequest('session', null as unknown as TesseraSession<RegisteredData>)
+  fastify.decorateRequest(SETTLED, false)
 
   fastify.addHook('onRequest', async (request) => {
     request.session = await manager.load(sessionRequestOf(request.raw))
@@ -67,12 +71,12 @@ const plugin: FastifyPluginAsync<TesseraSessionOptions> = async (fastify, option
 
   // A handler, hook or the commit itself failed: the error page must neither commit nor carry the session.
   fastify.addHook('onError', async (request) => {
-    settled.add(request)
+    ;(request as Settling)[SETTLED] = true
   })
 
   fastify.addHook('onSend', async (request, reply, payload) => {
-    if (request.session === null || settled.has(request)) return payload
-    settled.add(request)
+    if (request.session === null || (request as Settling)[SETTLED]) return payload
+    ;(request as Settling)[SETTLED] = true
     try {
       applyCommit(reply, await manager.commit(request.session))
     } catch (error) {
@@ -107,8 +111,11 @@ export function applyCommit(reply: FastifyReply, result: CommitResult): void {
   if (result.cacheControl !== undefined) reply.header('cache-control', result.cacheControl)
   if (result.vary !== undefined) {
     const current = reply.getHeader('vary')
-    const vary = withVary(current === undefined ? '' : [current].flat().join(', '), result.vary)
-    if (vary !== undefined) reply.header('vary', vary)
+    if (current === undefined) reply.header('vary', result.vary)
+    else {
+      const vary = withVary([current].flat().join(', '), result.vary)
+      if (vary !== undefined) reply.header('vary', vary)
+    }
   }
 }
 

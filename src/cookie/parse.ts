@@ -67,13 +67,20 @@ const HTAB = 0x09
  * ```
  */
 export function getCookieValues(header: CookieHeader, name: string, options?: ParseOptions): string[] {
+  // Runs on every request: the scan is written out here (see collectValues) rather than driven through
+  // scanHeader's visitor, so the hot path allocates nothing but the array and the values it returns.
+  const max = maxHeaderBytes(options)
   const values: string[] = []
-  scanHeader(header, options, (line, nameStart, nameEnd, valueStart, valueEnd) => {
-    // Compare in place so the hot path allocates only for the values it returns.
-    if (nameEnd - nameStart === name.length && line.startsWith(name, nameStart)) {
-      values.push(line.slice(valueStart, valueEnd))
-    }
-  })
+  if (header === undefined || header === null) return values
+  if (typeof header === 'string') {
+    if (header.length <= max) collectValues(header, name, values)
+    return values
+  }
+  if (!linesWithinCap(header, max)) return values
+  for (let i = 0; i < header.length; i++) {
+    const line = header[i]
+    if (typeof line === 'string') collectValues(line, name, values)
+  }
   return values
 }
 
@@ -192,6 +199,36 @@ function scanLine(line: string, visit: PairVisitor): void {
     }
     start = end + 1
     // A pair without '=' leaves `eq` ahead of `start`, still pointing at a later pair's '='.
+    if (eq < start) eq = line.indexOf('=', start)
+  }
+}
+
+/**
+ * {@link scanLine} with the visitor of {@link getCookieValues} written in: pushes the value of every pair of
+ * `line` named exactly `name`. Keep the two loops identical; the tests check that they agree.
+ */
+function collectValues(line: string, name: string, values: string[]): void {
+  const length = line.length
+  let start = 0
+  let eq = line.indexOf('=')
+  while (eq !== -1) {
+    let end = line.indexOf(';', start)
+    if (end === -1) end = length
+    if (eq < end) {
+      let nameStart = start
+      let nameEnd = eq
+      while (nameStart < nameEnd && isWsp(line.charCodeAt(nameStart))) nameStart++
+      while (nameEnd > nameStart && isWsp(line.charCodeAt(nameEnd - 1))) nameEnd--
+      // Compare in place: only the values returned are allocated.
+      if (nameEnd > nameStart && nameEnd - nameStart === name.length && line.startsWith(name, nameStart)) {
+        let valueStart = eq + 1
+        let valueEnd = end
+        while (valueStart < valueEnd && isWsp(line.charCodeAt(valueStart))) valueStart++
+        while (valueEnd > valueStart && isWsp(line.charCodeAt(valueEnd - 1))) valueEnd--
+        values.push(line.slice(valueStart, valueEnd))
+      }
+    }
+    start = end + 1
     if (eq < start) eq = line.indexOf('=', start)
   }
 }

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { describe, it } from 'node:test'
 import fc from 'fast-check'
 import { SessionConfigError } from '../errors.js'
@@ -12,6 +13,10 @@ runStoreContract({ name: 'MemoryStore', create: () => new MemoryStore({ cleanupI
 const T = 1_700_000_000_000
 const HOUR = 3_600_000
 const key = (n: number) => n.toString(16).padStart(64, '0')
+// Three keys that share the store's 30-bit hash (found by search): two digests and a raw key. The store keeps
+// records whose keys collide side by side in one Map entry, and the key in the record decides.
+const digest = (text: string) => createHash('sha256').update(text).digest('hex')
+const COLLIDING = [digest('collide-1095'), digest('collide-4509'), 'x323049376']
 const record = (userId?: string, expiresAt = T + HOUR): StoreRecord => ({
   data: '{}',
   expiresAt,
@@ -128,8 +133,87 @@ describe('MemoryStore', () => {
     })
   })
 
+  describe('representation', () => {
+    it('keeps records whose keys share a hash apart, through every operation', async () => {
+      const store = new MemoryStore({ cleanupIntervalMs: 0 })
+      const [a, b, c] = COLLIDING as [string, string, string]
+      await store.create(a, { data: '{"a":1}', expiresAt: T + 1000, version: 1, userId: 'u' }, T)
+      await store.create(b, { data: '{"b":1}', expiresAt: T + HOUR, version: 1, userId: 'u' }, T)
+      await store.create(c, { data: '{"c":1}', expiresAt: T + HOUR, version: 1 }, T)
+      assert.equal(await store.create(b, record(), T), false)
+      assert.equal(store.size, 3)
+      assert.deepEqual(normalize(await store.get(a, T)), {
+        data: '{"a":1}',
+        expiresAt: T + 1000,
+        version: 1,
+        userId: 'u',
+      })
+      assert.equal((await store.get(b, T))?.data, '{"b":1}')
+      assert.equal((await store.get(c, T))?.data, '{"c":1}')
+      assert.equal(await store.update(b, { data: '{"b":2}', expiresAt: T + HOUR, version: 2 }, 1, T), true)
+      assert.equal(await store.update(b, { data: '{"b":3}', expiresAt: T + HOUR, version: 2 }, 1, T), false)
+      assert.equal(await store.touch(c, T + 2 * HOUR, T), true)
+      assert.deepEqual(keysOf(await store.listByUser('u', T)), [a].sort())
+      assert.equal(await store.cleanup(T + 1000), 1)
+      assert.equal(await store.get(a, T), undefined)
+      assert.equal((await store.get(b, T + 1000))?.data, '{"b":2}')
+      assert.equal((await store.get(c, T + HOUR))?.data, '{"c":1}')
+      await store.destroy(b)
+      assert.equal(await store.get(b, T), undefined)
+      assert.equal((await store.get(c, T))?.data, '{"c":1}')
+      assert.equal(store.size, 1)
+      assert.equal(store.users, 0)
+    })
+
+    it('keeps any key, version and expiry exactly, whatever does not fit the compact header', async () => {
+      const store = new MemoryStore({ cleanupIntervalMs: 0 })
+      const keys = [
+        'k',
+        '',
+        'A'.repeat(64),
+        `${'f'.repeat(63)}g`,
+        'é'.repeat(20),
+        key(0xabc).toUpperCase(),
+        key(0xabc),
+      ]
+      const cases: StoreRecord[] = [
+        { data: '{}', expiresAt: T + 0.5, version: 1 },
+        { data: '{"x":"ü ✓ 👩🏽‍💻"}', expiresAt: 2 ** 52, version: Number.MAX_SAFE_INTEGER, userId: 'ü' },
+        { data: '', expiresAt: T + HOUR, version: 0 },
+        { data: '{}', expiresAt: T + HOUR, version: 2 ** 40 + 7, userId: '' },
+        { data: '\u0000\uffff\ud800', expiresAt: T + HOUR, version: 65_536 },
+        { data: '{}', expiresAt: T + HOUR, version: -3 },
+        { data: '{"y":1}', expiresAt: T + HOUR, version: 300 },
+      ]
+      for (const [i, k] of keys.entries()) assert.equal(await store.create(k, cases[i]!, T), true, k)
+      for (const [i, k] of keys.entries())
+        assert.deepEqual(normalize(await store.get(k, T)), normalize(cases[i]), k)
+      assert.deepEqual(keysOf(await store.listByUser('ü', T)), [''])
+      assert.deepEqual(keysOf(await store.listByUser('', T)), [`${'f'.repeat(63)}g`])
+      assert.equal(await store.destroyByUser('ü', { exceptKey: 'k' }), 1)
+      assert.equal(store.size, keys.length - 1)
+    })
+
+    it('counts bytes of data only, in UTF-8, for stats()', async () => {
+      const store = new MemoryStore({ cleanupIntervalMs: 0 })
+      await store.create(key(1), { data: '{"a":"é"}', expiresAt: T + 1000, version: 1, userId: 'üser' }, T)
+      await store.create('raw key', { data: '{"b":"👩🏽"}', expiresAt: T + HOUR, version: 1 }, T)
+      const bytes = Buffer.byteLength('{"a":"é"}') + Buffer.byteLength('{"b":"👩🏽"}')
+      assert.deepEqual(await store.stats(T + 1000), { live: 1, expired: 1, bytes })
+    })
+
+    it('reports the records one cleanup deleted to onProgress, once', async () => {
+      const store = new MemoryStore({ cleanupIntervalMs: 0 })
+      for (let i = 0; i < 3; i++) await store.create(key(i), record(undefined, T + 1000), T)
+      const reported: number[] = []
+      assert.equal(await store.cleanup(T + 1000, { onProgress: (n) => reported.push(n) }), 3)
+      assert.equal(await store.cleanup(T + 1000, { onProgress: (n) => reported.push(n) }), 0)
+      assert.deepEqual(reported, [3])
+    })
+  })
+
   it('behaves like a plain reference model under random operations', async () => {
-    const keys = [key(1), key(2), key(3), key(4)]
+    const keys = [key(1), key(2), ...COLLIDING]
     const users = ['a', 'b', undefined]
     const anyKey = fc.constantFrom(...keys)
     const operation = fc.record({
