@@ -52,7 +52,8 @@ export function session<Data extends object>(manager: SessionManager<Data>): Ses
   return (req, res, next) => {
     manager.load(sessionRequestOf(req)).then((loaded) => {
       ;(req as IncomingMessage & { session: Session<Data> }).session = loaded
-      holdForCommit(res, manager, loaded, next)
+      // Through Express's shared response prototype: nothing is written on the response (see Hold).
+      holdForCommit(res, manager, loaded, next, req, true)
       next()
     }, next)
   }

@@ -135,11 +135,12 @@ type Methods = readonly [Method, Method, Method, Method]
  *
  * Every property read or written on the response counts under Express, which gives each response a
  * prototype of its own (`Object.setPrototypeOf(res, app.response)`): V8 then gives each response a map of its
- * own, so every access misses the inline caches (about 0.3 µs a read and 1.5 µs a write on this machine). For
- * such a response the four methods are intercepted once and for all on the framework's shared response
- * prototype (see {@link interceptedPrototype}), and the hold is found through a WeakMap: nothing is written on
- * the response. A plain node:http response gets the four methods as its own properties (cheap there), which
- * call straight through once the commit settles.
+ * own, so every access misses the inline caches (about 0.3 µs a read and 1.5 µs a write on this machine). So
+ * the Express middleware (`viaPrototype`) has the four methods intercepted once and for all on Express's
+ * shared response prototype (see {@link interceptedPrototype}), and the hold found through a WeakMap: nothing
+ * is written on the response. Everywhere else (node:http, a response with its own wrappers) the response gets
+ * the four methods as its own properties, cheap on a plain response, which call straight through once the
+ * commit settles.
  */
 class Hold<S> {
   /** The methods the held calls replay to: the response's own or its prototype's, or another library's. */
@@ -163,13 +164,14 @@ class Hold<S> {
     session: S,
     onError: ErrorSink,
     req: IncomingMessage | undefined,
+    viaPrototype = false,
   ) {
     this.res = res
     this.committer = committer
     this.session = session
     this.onError = onError
     this.req = req
-    const shared = holds.has(res) ? undefined : interceptedPrototype(res)
+    const shared = !viaPrototype || holds.has(res) ? undefined : interceptedPrototype(res)
     this.#shared = shared !== undefined
     if (shared !== undefined) {
       this.#originals = shared
@@ -310,7 +312,8 @@ function interceptedPrototype(res: ServerResponse): Methods | undefined {
 
 /**
  * {@link holdUntilCommitted} for tessera's own adapters: commits with `committer.commit(session)` and reports
- * failures as `onError(error, req, res)`, so a request allocates no closures for it.
+ * failures as `onError(error, req, res)`, so a request allocates no closures for it. `viaPrototype`: intercept
+ * on the framework's shared response prototype rather than on the response (Express; see `Hold`).
  * @internal Not part of the public API; it may change in any release.
  */
 export function holdForCommit<S>(
@@ -319,8 +322,9 @@ export function holdForCommit<S>(
   session: S,
   onError: ErrorSink,
   req?: IncomingMessage,
+  viaPrototype = false,
 ): { readonly cancel: () => boolean } {
-  return new Hold(res, committer, session, onError, req)
+  return new Hold(res, committer, session, onError, req, viaPrototype)
 }
 
 /**

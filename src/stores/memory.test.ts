@@ -212,6 +212,71 @@ describe('MemoryStore', () => {
     })
   })
 
+  it('evicts in exact least-recently-used order under random operations', async () => {
+    const keys = [1, 2, 3, 4, 5, 6].map(key)
+    const operation = fc.record({
+      op: fc.constantFrom('get', 'create', 'update', 'touch', 'destroy'),
+      key: fc.constantFrom(...keys),
+      version: fc.integer({ min: 1, max: 3 }),
+    })
+    await fc.assert(
+      fc.asyncProperty(fc.array(operation, { maxLength: 80 }), async (operations) => {
+        const store = new MemoryStore({ maxSessions: 3, cleanupIntervalMs: 0 })
+        // Keys from least to most recently used, with their versions.
+        const order: string[] = []
+        const versions = new Map<string, number>()
+        const use = (k: string) => {
+          order.splice(order.indexOf(k), 1)
+          order.push(k)
+        }
+        let evicted = 0
+        for (const { op, key: k, version } of operations) {
+          const held = versions.has(k)
+          switch (op) {
+            case 'get':
+              assert.equal((await store.get(k, T))?.version, versions.get(k))
+              if (held) use(k)
+              break
+            case 'create':
+              assert.equal(await store.create(k, record(), T), !held)
+              if (!held) {
+                order.push(k)
+                versions.set(k, 1)
+                if (order.length > 3) {
+                  versions.delete(order.shift()!)
+                  evicted++
+                }
+              }
+              break
+            case 'update': {
+              const ok = versions.get(k) === version
+              assert.equal(await store.update(k, { ...record(), version: version + 1 }, version, T), ok)
+              if (ok) {
+                versions.set(k, version + 1)
+                use(k)
+              }
+              break
+            }
+            case 'touch':
+              assert.equal(await store.touch(k, T + 2 * HOUR, T), held)
+              if (held) use(k)
+              break
+            case 'destroy':
+              await store.destroy(k)
+              if (held) {
+                order.splice(order.indexOf(k), 1)
+                versions.delete(k)
+              }
+              break
+          }
+          assert.equal(store.size, order.length)
+          assert.equal(store.evictions, evicted)
+        }
+      }),
+      { numRuns: 500 },
+    )
+  })
+
   it('behaves like a plain reference model under random operations', async () => {
     const keys = [key(1), key(2), ...COLLIDING]
     const users = ['a', 'b', undefined]
