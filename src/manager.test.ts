@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { attribute, fakeClock, request, SECRET_A, SECRET_B, spyStore, T0 } from '../test/support.js'
+import { attribute, fakeClock, request, SECRET_A, SECRET_B, setupManager, T0 } from '../test/support.js'
 import {
   SessionConfigError,
   SessionConflictError,
@@ -11,26 +11,13 @@ import {
   StoreError,
 } from './errors.js'
 import { sha256Hex } from './internal/crypto.js'
-import { createSessionManager, type SessionManagerOptions, type SessionWarning } from './manager.js'
+import { createSessionManager, type SessionManagerOptions } from './manager.js'
 import type { Store, StoreRecord } from './store.js'
 import { MemoryStore } from './stores/memory.js'
 
 type Data = { userId?: string; cart?: string[]; visits?: number; a?: number; b?: number; blob?: string }
 
-function setup(options: Partial<SessionManagerOptions> = {}) {
-  const clock = fakeClock()
-  const memory = new MemoryStore({ cleanupIntervalMs: 0 })
-  const spy = spyStore(memory)
-  const warnings: SessionWarning[] = []
-  const manager = createSessionManager<Data>({
-    store: spy.store,
-    secrets: [SECRET_A],
-    clock: clock.now,
-    onWarning: (warning) => warnings.push(warning),
-    ...options,
-  })
-  return { manager, memory, spy, clock, warnings }
-}
+const setup = (options: Partial<SessionManagerOptions> = {}) => setupManager<Data>(options)
 
 const idOf = (cookie: string) => decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)).split('.')[0]!
 

@@ -16,8 +16,7 @@ import {
   aesGcmSeal,
   base64urlToUtf8,
   deriveKey,
-  hmacSha256,
-  safeEqual,
+  MacKey,
   utf8ToBase64url,
 } from './internal/crypto.js'
 import { checkSecret, type Secret } from './signer.js'
@@ -42,6 +41,7 @@ export interface Opened {
 /** Seals and opens values for one purpose (a cookie name), with rotatable secrets: the first seals, all open. */
 export class Sealer {
   readonly #keys: readonly Uint8Array[]
+  readonly #macKeys: readonly MacKey[]
   readonly #secrets: readonly Uint8Array[]
   readonly #periodKeys = new Map<string, Uint8Array>()
   readonly #purpose: string
@@ -63,6 +63,7 @@ export class Sealer {
     const info = signedOnly ? 'tessera/v1/session-signature' : 'tessera/v1/session-seal'
     this.#secrets = secrets.map((secret, index) => checkSecret(secret, index))
     this.#keys = this.#secrets.map((secret) => deriveKey(secret, info))
+    this.#macKeys = signedOnly ? this.#keys.map((key) => new MacKey(key)) : []
     this.#purpose = purpose
     this.#clock = clock
   }
@@ -74,7 +75,7 @@ export class Sealer {
   async seal(plaintext: string): Promise<string> {
     if (this.#signedOnly) {
       const body = utf8ToBase64url(plaintext)
-      return `${SIGNED}.${body}.${hmacSha256(this.#keys[0]!, `${SIGNED}.${this.#purpose}.${body}`)}`
+      return `${SIGNED}.${body}.${this.#macKeys[0]!.sign(`${SIGNED}.${this.#purpose}.${body}`)}`
     }
     const period = Math.floor(this.#clock() / KEY_PERIOD_MS).toString(36)
     const sealed = await aesGcmSeal(this.#periodKey(0, period), plaintext, this.#aad(period))
@@ -129,8 +130,8 @@ export class Sealer {
     const parts = value.split('.')
     if (parts.length !== 3 || parts[0] !== SIGNED) return undefined
     const body = parts[1]!
-    for (let index = 0; index < this.#keys.length; index++) {
-      if (safeEqual(hmacSha256(this.#keys[index]!, `${SIGNED}.${this.#purpose}.${body}`), parts[2]!)) {
+    for (let index = 0; index < this.#macKeys.length; index++) {
+      if (this.#macKeys[index]!.verify(`${SIGNED}.${this.#purpose}.${body}`, parts[2]!)) {
         const plaintext = base64urlToUtf8(body)
         return plaintext === undefined ? undefined : { plaintext, renew: index > 0 }
       }

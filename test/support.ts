@@ -5,9 +5,17 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 
-import type { CommitResult, SessionManager, SessionRequest } from '../src/manager.js'
+import {
+  type CommitResult,
+  createSessionManager,
+  type SessionManager,
+  type SessionManagerOptions,
+  type SessionRequest,
+  type SessionWarning,
+} from '../src/manager.js'
 import type { Session } from '../src/session.js'
 import type { Store } from '../src/store.js'
+import { MemoryStore } from '../src/stores/memory.js'
 
 /** Two fixed, random-looking 32-byte secrets (tests must be repeatable; real apps use crypto.randomBytes). */
 export const SECRET_A = 'vN3kQ8xT2mW9pL4rJ7cH1sF6gB0dY5zE-aU_iOqXtK'
@@ -72,6 +80,22 @@ export function spyStore<S extends Store>(
       calls.length = 0
     },
   }
+}
+
+/** A manager over a spied MemoryStore, on a fake clock (T0), collecting its warnings; `options` override. */
+export function setupManager<Data extends object>(options: Partial<SessionManagerOptions> = {}) {
+  const clock = fakeClock()
+  const memory = new MemoryStore({ cleanupIntervalMs: 0 })
+  const spy = spyStore(memory)
+  const warnings: SessionWarning[] = []
+  const manager = createSessionManager<Data>({
+    store: spy.store,
+    secrets: [SECRET_A],
+    clock: clock.now,
+    onWarning: (warning) => warnings.push(warning),
+    ...options,
+  })
+  return { manager, memory, spy, clock, warnings }
 }
 
 /** One request: load with `cookie`, let `handle` work on the session, commit. */

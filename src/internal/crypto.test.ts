@@ -121,3 +121,54 @@ describe('portable crypto (no node:crypto)', () => {
     for (const token of tokens) assert.match(token, /^[A-Za-z0-9_-]{43}$/)
   })
 })
+
+describe('MacKey (HMAC-SHA256 with the key blocks hashed once)', () => {
+  const keyOf = (seed: Uint8Array) => onNode.deriveKey(seed.length === 0 ? new Uint8Array([7]) : seed, 'mac')
+
+  it('signs exactly as createHmac does, ASCII and non-ASCII messages of every length across block edges', () => {
+    const key = keyOf(bytesOf('key material of at least 32 bytes!'))
+    const mac = new onNode.MacKey(key)
+    for (let length = 0; length < 200; length++) {
+      for (const message of ['s'.repeat(length), `${'é'.repeat(length % 7)}${'x'.repeat(length)}`]) {
+        assert.equal(mac.sign(message), createHmac('sha256', key).update(message).digest('base64url'))
+      }
+    }
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), fc.string({ maxLength: 300 }), (seed, message) => {
+        const key = keyOf(seed)
+        const expected = createHmac('sha256', key).update(message).digest('base64url')
+        for (const instance of [onNode, portable]) {
+          const mac = new instance.MacKey(key)
+          assert.equal(mac.sign(message), expected)
+          assert.equal(mac.verify(message, expected), true)
+        }
+      }),
+      { numRuns: RUNS },
+    )
+  })
+
+  it('verifies only the one spelling of the right MAC: every character changed, every trailing bit set, other lengths', () => {
+    const key = keyOf(bytesOf('another key material, 32 bytes or more'))
+    const mac = new onNode.MacKey(key)
+    const message = 'sid=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abc'
+    const good = mac.sign(message)
+    assert.equal(mac.verify(message, good), true)
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    for (let position = 0; position < good.length; position++) {
+      for (const replacement of [...alphabet, '=', '+', '/', '.', 'é', '\u0000']) {
+        if (replacement === good[position]) continue
+        const forged = `${good.slice(0, position)}${replacement}${good.slice(position + 1)}`
+        // Buffer's base64url decoder ignores the last character's two low bits; the MAC check must not.
+        assert.equal(mac.verify(message, forged), false, `position ${position} as ${replacement}`)
+      }
+    }
+    for (const wrongLength of ['', good.slice(1), `${good}A`, `${good}=`]) {
+      assert.equal(mac.verify(message, wrongLength), false)
+    }
+    assert.equal(mac.verify(`${message}x`, good), false)
+    assert.equal(
+      new onNode.MacKey(keyOf(bytesOf('a different key, also 32 bytes long'))).verify(message, good),
+      false,
+    )
+  })
+})

@@ -3,10 +3,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after } from 'node:test'
-import { createSessionManager, type SessionManagerOptions, type SessionWarning } from '../../src/manager.js'
+import type { SessionManagerOptions } from '../../src/manager.js'
 import type { Store } from '../../src/store.js'
 import { MemoryStore } from '../../src/stores/memory.js'
-import { fakeClock, SECRET_A, spyStore } from '../support.js'
+import { setupManager } from '../support.js'
 
 export type Data = {
   userId?: string
@@ -17,21 +17,8 @@ export type Data = {
   cart?: string[]
 }
 
-/** A manager over a spied MemoryStore, on a fake clock, collecting its warnings. */
-export function setup(options: Partial<SessionManagerOptions> = {}) {
-  const clock = fakeClock()
-  const memory = new MemoryStore({ cleanupIntervalMs: 0 })
-  const spy = spyStore(memory)
-  const warnings: SessionWarning[] = []
-  const manager = createSessionManager<Data>({
-    store: spy.store,
-    secrets: [SECRET_A],
-    clock: clock.now,
-    onWarning: (warning) => warnings.push(warning),
-    ...options,
-  })
-  return { manager, memory, spy, clock, warnings }
-}
+/** A manager over a spied MemoryStore, on a fake clock, collecting its warnings (see setupManager). */
+export const setup = (options: Partial<SessionManagerOptions> = {}) => setupManager<Data>(options)
 
 /** `name=value` of a Set-Cookie header (or a Cookie pair): the value. */
 export const tokenOf = (cookie: string): string => cookie.slice(cookie.indexOf('=') + 1).split(';')[0]!
