@@ -296,6 +296,36 @@ describe('expiry', () => {
     }
   })
 
+  it('moves the idle deadline on writes in touchInterval steps, re-sending the cookie only then, and never behind the record', async () => {
+    const idle = 30 * 60_000
+    const interval = 60_000
+    const { manager, clock, memory } = setup({ idleTimeout: idle, touchInterval: interval })
+    let { cookie, result } = await request(manager, undefined, (s) => s.set('visits', 0))
+    const key = sha256Hex(idOf(cookie!))
+    let cookieExpiresAt = clock.now() + Number(attribute(result.setCookie[0]!, 'Max-Age')) * 1000
+    let sent = 0
+    const start = clock.now()
+    for (let i = 0; i < 200; i++) {
+      clock.advance(7_000) // a write every 7 s for 23 minutes
+      ;({ cookie, result } = await request(manager, cookie, (s) => s.set('visits', i + 1)))
+      for (const header of result.setCookie) {
+        sent++
+        cookieExpiresAt = clock.now() + Number(attribute(header, 'Max-Age')) * 1000
+      }
+      const record = await memory.get(key, clock.now())
+      assert.equal(JSON.parse(record!.data).d.visits, i + 1, 'every write is stored')
+      assert.ok(record!.expiresAt >= clock.now() + idle - interval, 'at most one interval behind activity')
+      assert.ok(
+        cookieExpiresAt >= record!.expiresAt,
+        'the browser keeps the cookie as long as the record lives',
+      )
+    }
+    assert.ok(sent <= Math.ceil((clock.now() - start) / interval) + 1, `${sent} cookies for 200 writes`)
+    assert.ok(sent >= Math.floor((clock.now() - start) / interval) - 1, `${sent} cookies for 200 writes`)
+    clock.advance(idle - interval - 1)
+    assert.equal((await request(manager, cookie)).session.get('visits'), 200)
+  })
+
   it('never moves the absolute deadline, however active the session is', async () => {
     const { manager, clock } = setup({ idleTimeout: 30 * 60_000, absoluteTimeout: 8 * 60 * 60_000 })
     let { cookie } = await request(manager, undefined, (s) => s.set('visits', 0))

@@ -565,27 +565,31 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     // ones count, and if more than one verified ID is live the request gets nothing (fail closed).
     // Distinct values only, and fail closed past a small number: browsers send at most a few same-named
     // cookies (one per Path/Domain); a long list is an attempt to push a valid one out of view.
-    const distinct = [...new Set(candidates)]
+    const distinct = candidates.length === 1 ? candidates : [...new Set(candidates)]
     if (distinct.length > MAX_CANDIDATES) {
       this.#events.emit('rejected', { reason: 'duplicate' })
       return this.#fresh(now, transport, true)
     }
-    const verified = new Map<string, boolean>()
-    // The presented value of each ID signed with the newest secret: re-sending it spares an HMAC.
-    const signedValues = new Map<string, string>()
+    // Each verified ID once, with the presented value signed by the newest secret: re-sending it spares a MAC.
+    const verified: { id: string; renew: boolean; signedValue: string | undefined }[] = []
     let reason: RejectionReason = 'malformed'
     for (const candidate of distinct) {
       const unsigned = this.#signer.unsign(candidate)
-      if (unsigned !== undefined && isWellFormedId(unsigned.value)) {
-        verified.set(unsigned.value, (verified.get(unsigned.value) ?? false) || unsigned.renew)
-        if (!unsigned.renew) signedValues.set(unsigned.value, candidate)
-      } else if (SIGNED_SHAPE.test(candidate)) {
-        reason = 'bad-signature'
+      if (unsigned === undefined || !isWellFormedId(unsigned.value)) {
+        if (SIGNED_SHAPE.test(candidate)) reason = 'bad-signature'
+        continue
+      }
+      const signedValue = unsigned.renew ? undefined : candidate
+      const seen = verified.find((entry) => entry.id === unsigned.value)
+      if (seen === undefined) verified.push({ id: unsigned.value, renew: unsigned.renew, signedValue })
+      else {
+        seen.renew ||= unsigned.renew
+        seen.signedValue ??= signedValue
       }
     }
     const cached =
-      verified.size === 1 && this.#hybrid !== undefined
-        ? await this.#fromCache(this.#hybrid, request, [...verified][0]!, now, transport)
+      verified.length === 1 && this.#hybrid !== undefined
+        ? await this.#fromCache(this.#hybrid, request, verified[0]!, now, transport)
         : undefined
     if (cached !== undefined) {
       const [, meta] = cached
@@ -601,9 +605,17 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       return cached[0]
     }
     let found:
-      | { id: string; renew: boolean; key: string; record: StoreRecord; payload: Payload; followed?: true }
+      | {
+          id: string
+          renew: boolean
+          signedValue: string | undefined
+          key: string
+          record: StoreRecord
+          payload: Payload
+          followed?: true
+        }
       | undefined
-    for (const [id, renew] of verified) {
+    for (const { id, renew, signedValue } of verified) {
       const key = sha256Hex(id)
       const live = await this.#read(key, now)
       if ('reason' in live) {
@@ -621,10 +633,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         this.#events.emit('rejected', { reason, session: sessionHandle(key) })
         continue
       }
-      found = current === undefined ? { id, renew, key, ...live } : { id, renew: false, ...current }
+      found =
+        current === undefined
+          ? { id, renew, signedValue, key, record: live.record, payload: live.payload }
+          : { id, renew: false, signedValue, ...current }
     }
     if (found === undefined) {
-      if (verified.size === 0) this.#events.emit('rejected', { reason })
+      if (verified.length === 0) this.#events.emit('rejected', { reason })
       return this.#fresh(now, transport, true)
     }
     if (
@@ -652,7 +667,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.data = data
     state.dataExposed = data !== found.payload.data // migrated by the schema: save the new shape
     state.renewCookie = found.renew
-    state.signedValue = signedValues.get(found.id)
+    state.signedValue = found.signedValue
     state.followed = found.followed === true
     return session
   }
@@ -877,8 +892,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     }
     this.#refuseTooDeep(state.data)
     this.#refuseTooLarge(text)
-    // A data write always carries the fresh idle deadline; `rolling` only decides whether reads refresh it too.
-    const written = expiresAt
+    // A data write extends the idle deadline (`rolling` only decides whether reads do too), in the same steps of
+    // at least touchInterval as a touch: the cookie's Max-Age is re-sent only when the deadline moved, so a busy
+    // session does not cost a Set-Cookie (and a MAC) on every response.
+    const written =
+      state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval ? expiresAt : loaded.expiresAt
     let key = loaded.key
     let expectedVersion = loaded.version
     for (let attempt = 0; ; attempt++) {
@@ -1096,7 +1114,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   async #fromCache(
     hybrid: { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string },
     request: SessionRequest,
-    [id, renew]: [string, boolean],
+    { id, renew }: { readonly id: string; readonly renew: boolean },
     now: number,
     transport: Transport,
   ): Promise<[Session<Data>, { meta: SessionMeta; key: string }] | undefined> {
