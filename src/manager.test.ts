@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { describe, it } from 'node:test'
+import { describe, it, mock } from 'node:test'
 import { attribute, fakeClock, request, SECRET_A, SECRET_B, setupManager, T0 } from '../test/support.js'
 import {
   SessionConfigError,
@@ -10,7 +10,7 @@ import {
   SessionTooLargeError,
   StoreError,
 } from './errors.js'
-import { sha256Hex } from './internal/crypto.js'
+import { MacKey, sha256Hex } from './internal/crypto.js'
 import { createSessionManager, type SessionManagerOptions } from './manager.js'
 import type { Store, StoreRecord } from './store.js'
 import { MemoryStore } from './stores/memory.js'
@@ -144,6 +144,60 @@ describe('signed cookies', () => {
       assert.equal(session.isNew, true, `variant ${JSON.stringify(variant)} must not load the session`)
     }
     assert.equal(spy.count('get'), 0, 'a cookie that fails its signature costs no store call')
+  })
+
+  it('remembers a verified token: a returning cookie costs no MAC, yet the store still decides whether it lives', async () => {
+    const { manager, spy } = setup()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const verify = mock.method(MacKey.prototype, 'verify')
+    try {
+      for (let i = 0; i < 3; i++)
+        assert.equal((await request(manager, cookie)).session.get('userId'), 'alice')
+      assert.equal(verify.mock.callCount(), 1, 'verified on its first return only')
+      const forged = `${cookie!.slice(0, -1)}${cookie!.endsWith('A') ? 'B' : 'A'}`
+      for (let i = 0; i < 3; i++) assert.equal((await request(manager, forged)).session.isNew, true)
+      assert.equal(verify.mock.callCount(), 4, 'a forged token is checked, and refused, every time')
+    } finally {
+      verify.mock.restore()
+    }
+    await request(manager, cookie, (s) => s.destroy())
+    spy.reset()
+    assert.equal((await request(manager, cookie)).session.isNew, true, 'destroyed: fresh despite the memory')
+    assert.equal(spy.count('get'), 1)
+  })
+
+  it('re-issues a token signed with a rotated-out secret every time it returns, remembered or not', async () => {
+    const first = setup({ secrets: [SECRET_A] })
+    const { cookie } = await request(first.manager, undefined, (s) => s.set('userId', 'alice'))
+    const rotated = createSessionManager<Data>({
+      store: first.spy.store,
+      secrets: [SECRET_B, SECRET_A],
+      clock: first.clock.now,
+    })
+    for (let i = 0; i < 3; i++) {
+      const { session, result } = await request(rotated, cookie)
+      assert.equal(session.get('userId'), 'alice')
+      assert.equal(result.setCookie.length, 1, `request ${i + 1} re-issues under the newest secret`)
+    }
+  })
+
+  it('remembers at most 4,096 verified tokens: the oldest is verified again after 4,096 newer ones', async () => {
+    const { manager } = setup()
+    const cookies: string[] = []
+    for (let i = 0; i < 4_097; i++) {
+      const { cookie } = await request(manager, undefined, (s) => s.set('visits', i))
+      await request(manager, cookie) // its first return: verified, then remembered
+      cookies.push(cookie!)
+    }
+    const verify = mock.method(MacKey.prototype, 'verify')
+    try {
+      assert.equal((await request(manager, cookies[4_096])).session.get('visits'), 4_096)
+      assert.equal(verify.mock.callCount(), 0, 'the newest is remembered')
+      assert.equal((await request(manager, cookies[0])).session.get('visits'), 0)
+      assert.equal(verify.mock.callCount(), 1, 'the oldest was let go, and is verified again')
+    } finally {
+      verify.mock.restore()
+    }
   })
 
   it('uses the valid one of several same-named cookies, and fails closed when two distinct live sessions are presented', async () => {

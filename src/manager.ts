@@ -270,6 +270,16 @@ const MAX_TOKEN_LENGTH = 512 // a signed token is at most 300 characters; anythi
 const MAX_CANDIDATES = 4 // distinct same-named session cookies examined per request; more is an attack
 const MAX_DATE = 8.64e15 // the largest epoch milliseconds a Date can hold (ECMA-262 §21.4.1.1)
 const SIGNED_SHAPE = /^[A-Za-z0-9_-]{22,256}\.[A-Za-z0-9_-]{43}$/
+// Tokens whose signature checked out lately, each with its ID and store key, so that a returning client costs
+// neither a MAC nor a hash. Only authenticity is remembered, and it cannot change while the secrets stay the
+// same; whether the session still lives is asked of the store on every request. Oldest out first.
+const VERIFIED_TOKENS = 4_096
+
+interface VerifiedToken {
+  readonly id: string
+  readonly renew: boolean
+  readonly key: string
+}
 
 /**
  * Creates a session manager. `Data` types what the session holds.
@@ -299,6 +309,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly idleTimeout: number
   readonly absoluteTimeout: number
   readonly #signer: CookieSigner
+  readonly #verifiedTokens = new Map<string, VerifiedToken>()
   readonly #cookie: Required<
     Pick<SessionCookieOptions, 'secure' | 'sameSite' | 'httpOnly' | 'path' | 'persistent'>
   > &
@@ -571,19 +582,19 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       return this.#fresh(now, transport, true)
     }
     // Each verified ID once, with the presented value signed by the newest secret: re-sending it spares a MAC.
-    const verified: { id: string; renew: boolean; signedValue: string | undefined }[] = []
+    const verified: { id: string; renew: boolean; key: string; signedValue: string | undefined }[] = []
     let reason: RejectionReason = 'malformed'
     for (const candidate of distinct) {
-      const unsigned = this.#signer.unsign(candidate)
-      if (unsigned === undefined || !isWellFormedId(unsigned.value)) {
+      const token = this.#verifyToken(candidate)
+      if (token === undefined) {
         if (SIGNED_SHAPE.test(candidate)) reason = 'bad-signature'
         continue
       }
-      const signedValue = unsigned.renew ? undefined : candidate
-      const seen = verified.find((entry) => entry.id === unsigned.value)
-      if (seen === undefined) verified.push({ id: unsigned.value, renew: unsigned.renew, signedValue })
+      const signedValue = token.renew ? undefined : candidate
+      const seen = verified.find((entry) => entry.id === token.id)
+      if (seen === undefined) verified.push({ ...token, signedValue })
       else {
-        seen.renew ||= unsigned.renew
+        seen.renew ||= token.renew
         seen.signedValue ??= signedValue
       }
     }
@@ -615,8 +626,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
           followed?: true
         }
       | undefined
-    for (const { id, renew, signedValue } of verified) {
-      const key = sha256Hex(id)
+    for (const { id, renew, key, signedValue } of verified) {
       const live = await this.#read(key, now)
       if ('reason' in live) {
         reason = live.reason
@@ -670,6 +680,23 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     state.signedValue = found.signedValue
     state.followed = found.followed === true
     return session
+  }
+
+  // The ID and store key of a token whose signature holds, or undefined.
+  #verifyToken(candidate: string): VerifiedToken | undefined {
+    const known = this.#verifiedTokens.get(candidate)
+    if (known !== undefined) return known
+    const unsigned = this.#signer.unsign(candidate)
+    if (unsigned === undefined || !isWellFormedId(unsigned.value)) return undefined
+    // Joined anew rather than kept as presented: a slice of the Cookie header would keep the whole header alive.
+    const token = `${unsigned.value}.${candidate.slice(unsigned.value.length + 1)}`
+    const id = token.slice(0, unsigned.value.length)
+    const verified: VerifiedToken = { id, renew: unsigned.renew, key: sha256Hex(id) }
+    if (this.#verifiedTokens.size >= VERIFIED_TOKENS) {
+      this.#verifiedTokens.delete(this.#verifiedTokens.keys().next().value!)
+    }
+    this.#verifiedTokens.set(token, verified)
+    return verified
   }
 
   // The record a renewed ID continues as (renewal's grace window), or null when that session has ended too.
@@ -1114,7 +1141,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   async #fromCache(
     hybrid: { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string },
     request: SessionRequest,
-    { id, renew }: { readonly id: string; readonly renew: boolean },
+    { id, renew, key }: VerifiedToken,
     now: number,
     transport: Transport,
   ): Promise<[Session<Data>, { meta: SessionMeta; key: string }] | undefined> {
@@ -1127,7 +1154,6 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     } catch {
       return undefined
     }
-    const key = sha256Hex(id)
     const { k, v, e, t, p } = copy
     if (k !== key || typeof v !== 'number' || typeof e !== 'number' || typeof t !== 'number') return undefined
     if (e <= now || t > now || now - t >= hybrid.revalidateAfter) return undefined

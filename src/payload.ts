@@ -150,7 +150,10 @@ export function nestedTooDeep(data: Record<string, unknown>): boolean {
 function depthExceeds(value: unknown, limit: number): boolean {
   if (typeof value !== 'object' || value === null) return false
   if (limit === 0) return true
-  for (const child of Object.values(value)) {
+  // for…in rather than Object.values: no array per object on every load. JSON gives own keys only.
+  const object = value as Record<string, unknown>
+  for (const key in object) {
+    const child = object[key]
     // Only objects nest: no call for the (usual) scalar values.
     if (typeof child === 'object' && child !== null && depthExceeds(child, limit - 1)) return true
   }
