@@ -65,27 +65,39 @@ const plugin: FastifyPluginAsync<TesseraSessionOptions> = async (fastify, option
   fastify.decorateRequest('session', null as unknown as TesseraSession<RegisteredData>)
   fastify.decorateRequest(SETTLED, false)
 
-  fastify.addHook('onRequest', async (request) => {
-    request.session = await manager.load(sessionRequestOf(request.raw))
+  // Callback-style hooks, not async ones: Fastify wraps every promise a hook returns, and these run on every
+  // request.
+  fastify.addHook('onRequest', (request, _reply, done) => {
+    manager.load(sessionRequestOf(request.raw)).then((session) => {
+      request.session = session
+      done()
+    }, done)
   })
 
   // A handler, hook or the commit itself failed: the error page must neither commit nor carry the session.
-  fastify.addHook('onError', async (request) => {
+  fastify.addHook('onError', (request, _reply, _error, done) => {
     ;(request as Settling)[SETTLED] = true
+    done()
   })
 
-  fastify.addHook('onSend', async (request, reply, payload) => {
-    if (request.session === null || (request as Settling)[SETTLED]) return payload
-    ;(request as Settling)[SETTLED] = true
-    try {
-      applyCommit(reply, await manager.commit(request.session))
-    } catch (error) {
-      discard(payload)
-      // Fastify's default handler keeps a status the route already set (a 303 after login, say).
-      reply.code(isSessionError(error) ? error.status : 500)
-      throw error
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    if (request.session === null || (request as Settling)[SETTLED]) {
+      done(null, payload)
+      return
     }
-    return payload
+    ;(request as Settling)[SETTLED] = true
+    manager
+      .commit(request.session)
+      .then((result) => applyCommit(reply, result))
+      .then(
+        () => done(null, payload),
+        (error: unknown) => {
+          discard(payload)
+          // Fastify's default handler keeps a status the route already set (a 303 after login, say).
+          reply.code(isSessionError(error) ? error.status : 500)
+          done(error as Error)
+        },
+      )
   })
 }
 
