@@ -80,13 +80,13 @@ export interface SessionController {
   token(state: SessionState): string
 }
 
-const states = new WeakMap<object, SessionState>()
+// Set by Session's static block, which alone can read the private field: a field rather than a WeakMap entry
+// per session, which costs every request an insertion and the garbage collector an ephemeron.
+let stateOfSession: (session: object) => SessionState
 
 /** The manager's view of a session's state. Internal. */
 export function stateOf(session: object): SessionState {
-  const state = states.get(session)
-  if (state === undefined) throw new TypeError('not a tessera session')
-  return state
+  return stateOfSession(session)
 }
 
 /**
@@ -101,11 +101,19 @@ export function stateOf(session: object): SessionState {
  * session.set('cart', [...cart, item])
  */
 export class Session<Data extends object = Record<string, unknown>> {
+  readonly #state: SessionState
   readonly #controller: SessionController
+
+  static {
+    stateOfSession = (session) => {
+      if (!(#state in session)) throw new TypeError('not a tessera session')
+      return session.#state
+    }
+  }
 
   /** @internal Sessions are made by a {@link SessionManager}; see `manager.load()`. */
   constructor(state: SessionState, controller: SessionController) {
-    states.set(this, state)
+    this.#state = state
     this.#controller = controller
   }
 
@@ -277,7 +285,7 @@ export class Session<Data extends object = Record<string, unknown>> {
 
   /** True when `token` came from {@link csrfToken} on this session (under its current ID). Constant-time. */
   verifyCsrfToken(token: unknown): boolean {
-    const secret = stateOf(this).meta.csrfSecret
+    const secret = this.#state.meta.csrfSecret
     if (secret === undefined || typeof token !== 'string' || token.length !== 66) return false
     const [nonce, mac] = token.split('.')
     if (nonce === undefined || mac === undefined || nonce.length !== 22) return false
@@ -299,13 +307,13 @@ export class Session<Data extends object = Record<string, unknown>> {
   }
 
   #read(): SessionState {
-    const state = stateOf(this)
+    const state = this.#state
     state.accessed = true
     return state
   }
 
   #writable(): SessionState {
-    const state = stateOf(this)
+    const state = this.#state
     if (state.committed) {
       throw new SessionCommittedError(
         'the session was already committed with its response; changes would be lost',
