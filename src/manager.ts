@@ -310,6 +310,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly absoluteTimeout: number
   readonly #signer: CookieSigner
   readonly #verifiedTokens = new Map<string, VerifiedToken>()
+  #chunkNames: readonly string[] = []
   readonly #cookie: Required<
     Pick<SessionCookieOptions, 'secure' | 'sameSite' | 'httpOnly' | 'path' | 'persistent'>
   > &
@@ -1290,15 +1291,20 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     maxCookies: number,
   ): { value: string | undefined; presented: string[] } {
     const cookies = parseCookies(header)
-    const presented = [
-      this.cookieName,
-      ...Array.from({ length: maxCookies }, (_, i) => `${this.cookieName}.${i}`),
-    ].filter((name) => cookies.has(name))
+    // The names a sealed session may use, built once: `name`, then `name.0` … for the chunks.
+    if (this.#chunkNames.length !== maxCookies + 1) {
+      this.#chunkNames = [
+        this.cookieName,
+        ...Array.from({ length: maxCookies }, (_, i) => `${this.cookieName}.${i}`),
+      ]
+    }
+    const names = this.#chunkNames
+    const presented = names.filter((name) => cookies.has(name))
     const whole = cookies.get(this.cookieName)
     if (whole !== undefined) return { value: whole.length === 1 ? whole[0] : undefined, presented }
     const parts: string[] = []
     for (let i = 0; i < maxCookies; i++) {
-      const part = cookies.get(`${this.cookieName}.${i}`)
+      const part = cookies.get(names[i + 1]!)
       if (part === undefined) break
       if (part.length !== 1) return { value: undefined, presented } // duplicates: fail closed
       parts.push(part[0]!)
