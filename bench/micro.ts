@@ -4,6 +4,7 @@
  * Sends `{ type: 'micro', results }` over IPC (or prints JSON without a parent).
  */
 import { randomUUID } from 'node:crypto'
+import { deflateRawSync } from 'node:zlib'
 import { COOKIE_NAME, errorMessage, IDLE_MS, SECRET } from './common.js'
 import { packageVersion, requireAsExpressSession } from './require.js'
 
@@ -18,6 +19,22 @@ export interface MicroResult {
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as { quick?: boolean }
+
+// Session data of about `bytes` bytes of JSON: a user with roles and a cart of items.
+function sessionOfSize(bytes: number): Record<string, unknown> {
+  const cart: { sku: string; quantity: number; title: string }[] = []
+  const data = { userId: 'user-48213', name: 'Ada Lovelace', roles: ['reader'], cart }
+  for (let i = 0; JSON.stringify(data).length < bytes - 40; i++) {
+    cart.push({ sku: `SKU-${10_000 + i * 37}`, quantity: (i % 3) + 1, title: `Item ${i}` })
+  }
+  return data
+}
+const SEALED_PAYLOADS: readonly (readonly [string, Record<string, unknown>])[] = [
+  ['100 B', sessionOfSize(100)],
+  ['1 KB', sessionOfSize(1_024)],
+  ['3 KB', sessionOfSize(3_072)],
+]
+
 const WARMUP_MS = options.quick === true ? 60 : 250
 const ROUNDS = options.quick === true ? 3 : 5
 const ROUND_MS = options.quick === true ? 60 : 150
@@ -203,72 +220,98 @@ async function main(): Promise<void> {
   ])
 
   // -------------------------------------------------------------------------------------- seal / unseal
+  // The same session data through both libraries, at the three sizes issue #4 names: about 100 B, 1 KB and
+  // 3 KB of JSON (a user, roles, a cart that grows).
   const now = Date.now()
   const meta = { createdAt: now, absoluteExpiresAt: now + 12 * 3_600_000 }
-  const data = { counter: 1 }
   const iron = await optionalImport(() => import('iron-session'))
   const ironLabel = `iron-session ${packageVersion('iron-session')}`
   const ironOptions = { password: SECRET, ttl: IDLE_MS / 1000 }
-  const ironSealed = iron === undefined ? undefined : await iron.sealData(data, ironOptions)
   const ironNote = iron === undefined ? { note: 'iron-session does not import' } : {}
   const sealer = await optionalImport(() => import('../src/sealer.js'))
   const unavailable = { note: 'not yet available (src/sealer.ts missing or failing to import)' }
   // What the manager seals and opens in stateless mode: `expiresAt.payload`, AES-256-GCM, JSON included.
   const seal = sealer === undefined ? undefined : new sealer.Sealer([SECRET], COOKIE_NAME)
-  const plaintext = () => `${now + IDLE_MS}.${serializePayload(meta, data)}`
   const open = async (value: string) => {
     const opened = await seal?.open(value)
     if (opened === undefined) throw new Error('did not open')
     return parsePayload(opened.plaintext.slice(opened.plaintext.indexOf('.') + 1), 1 << 20)
   }
-  const sealed = await seal?.seal(plaintext())
-  await group('seal', [
-    {
-      library: 'tessera',
-      operation: 'Sealer.seal() (AES-256-GCM), JSON included',
-      make: seal && (() => loopAsync(() => seal.seal(plaintext()))),
-      ...(seal === undefined && unavailable),
-    },
-    {
-      library: ironLabel,
-      operation: 'sealData()',
-      make: iron && (() => loopAsync(() => iron.sealData(data, ironOptions))),
-      ...ironNote,
-    },
-  ])
-  await group('unseal', [
-    {
-      library: 'tessera',
-      operation: 'Sealer.open(), JSON parse included',
-      make: sealed === undefined ? undefined : () => loopAsync(() => open(sealed)),
-      ...(seal === undefined && unavailable),
-    },
-    {
-      library: ironLabel,
-      operation: 'unsealData()',
-      make:
-        iron && ironSealed !== undefined
-          ? () => loopAsync(() => iron.unsealData(ironSealed, ironOptions))
-          : undefined,
-      ...ironNote,
-    },
-  ])
-  await group('seal+unseal', [
-    {
-      library: 'tessera',
-      operation: 'seal then open',
-      make: seal && (() => loopAsync(async () => open(await seal.seal(plaintext())))),
-      ...(seal === undefined && unavailable),
-    },
-    {
-      library: ironLabel,
-      operation: 'sealData() then unsealData()',
-      make:
-        iron &&
-        (() => loopAsync(async () => iron.unsealData(await iron.sealData(data, ironOptions), ironOptions))),
-      ...ironNote,
-    },
-  ])
+  for (const [size, data] of SEALED_PAYLOADS) {
+    const plaintext = () => `${now + IDLE_MS}.${serializePayload(meta, data)}`
+    const sealed = await seal?.seal(plaintext())
+    const ironSealed = iron === undefined ? undefined : await iron.sealData(data, ironOptions)
+    await group(`seal ${size}`, [
+      {
+        library: 'tessera',
+        operation: 'Sealer.seal() (AES-256-GCM), JSON included',
+        make: seal && (() => loopAsync(() => seal.seal(plaintext()))),
+        ...(seal === undefined && unavailable),
+      },
+      {
+        library: ironLabel,
+        operation: 'sealData()',
+        make: iron && (() => loopAsync(() => iron.sealData(data, ironOptions))),
+        ...ironNote,
+      },
+    ])
+    await group(`unseal ${size}`, [
+      {
+        library: 'tessera',
+        operation: 'Sealer.open(), JSON parse included',
+        make: sealed === undefined ? undefined : () => loopAsync(() => open(sealed)),
+        ...(seal === undefined && unavailable),
+      },
+      {
+        library: ironLabel,
+        operation: 'unsealData()',
+        make:
+          iron && ironSealed !== undefined
+            ? () => loopAsync(() => iron.unsealData(ironSealed, ironOptions))
+            : undefined,
+        ...ironNote,
+      },
+    ])
+    await group(`seal+unseal ${size}`, [
+      {
+        library: 'tessera',
+        operation: 'seal then open',
+        make: seal && (() => loopAsync(async () => open(await seal.seal(plaintext())))),
+        ...(seal === undefined && unavailable),
+      },
+      {
+        library: ironLabel,
+        operation: 'sealData() then unsealData()',
+        make:
+          iron &&
+          (() => loopAsync(async () => iron.unsealData(await iron.sealData(data, ironOptions), ironOptions))),
+        ...ironNote,
+      },
+    ])
+    // Compression, which tessera does not offer (CRIME/BREACH: the length of compressed secret-bearing data
+    // tells an attacker who controls part of it what the rest is). Measured so the cost of that choice is known.
+    const json = plaintext()
+    const deflated = deflateRawSync(json)
+    // A sealed cookie is `t2.<hour>.` and the base64url of nonce (12 B), ciphertext and tag (16 B).
+    const cookieBytes = (plaintextBytes: number) =>
+      (sealed?.length ?? 0) -
+      Math.ceil(((Buffer.byteLength(json) + 28) * 4) / 3) +
+      Math.ceil(((plaintextBytes + 28) * 4) / 3)
+    await group(`compression ${size}`, [
+      {
+        library: 'tessera',
+        operation: `seal as shipped: ${json.length} B of JSON, a ${cookieBytes(json.length)} B cookie`,
+        make: seal && (() => loopAsync(() => seal.seal(plaintext()))),
+        ...(seal === undefined && unavailable),
+      },
+      {
+        library: 'deflate-raw (not offered)',
+        operation: `deflate, then seal: ${deflated.length} B compressed, a ${cookieBytes(deflated.length)} B cookie`,
+        make: seal && (() => loopAsync(() => seal.seal(deflateRawSync(plaintext()).toString('latin1')))),
+        ...(seal === undefined && unavailable),
+      },
+    ])
+  }
 
   // ------------------------------------------------------------------ the engine alone, no HTTP, no socket
   const { createSessionManager } = await import('../src/index.js')

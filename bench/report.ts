@@ -203,7 +203,12 @@ export function computeRatios(results: BenchResults): Ratio[] {
   microRatio('sign a cookie', 'sign', 'cookie-signature')
   microRatio('verify a cookie', 'verify', 'cookie-signature')
   microRatio('generate a session ID', 'id', 'uid-safe')
-  microRatio('seal + unseal a session', 'seal+unseal', 'iron-session', { value: 10, better: 'higher' })
+  for (const size of ['100 B', '1 KB', '3 KB']) {
+    const tenfold = { value: 10, better: 'higher' } as const
+    microRatio(`seal a ${size} session`, `seal ${size}`, 'iron-session', tenfold)
+    microRatio(`unseal a ${size} session`, `unseal ${size}`, 'iron-session', tenfold)
+    microRatio(`seal + unseal a ${size} session`, `seal+unseal ${size}`, 'iron-session', tenfold)
+  }
 
   for (const peer of ['express-session', 'memorystore'] as const) {
     for (const payload of ['one-key', '100B'] as const) {

@@ -1277,8 +1277,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const state = this.#fresh(now, transport, true, presented)
     const fresh = stateOf(state)
     fresh.loaded = { key: '', raw: opened.plaintext.slice(dot + 1), version: 0, expiresAt }
-    const data =
-      this.#schema === undefined ? payload.data : await this.#validData(payload.data, 'stateless')
+    const data = this.#schema === undefined ? payload.data : await this.#validData(payload.data, 'stateless')
     if (data === undefined) return this.#fresh(now, transport, true, presented)
     fresh.meta = payload.meta
     fresh.loadedMeta = payload.meta
