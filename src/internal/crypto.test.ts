@@ -86,6 +86,25 @@ describe('portable crypto (no node:crypto)', () => {
     )
   })
 
+  it('decodes only strict base64url, on both paths alike: no other alphabet, padding, whitespace or stray character', () => {
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+    const strays = ['+', '/', '=', ' ', '\t', '\n', '.', '%', 'é', '\u0000']
+    const character = fc.oneof(
+      { weight: 9, arbitrary: fc.constantFrom(...alphabet) },
+      { weight: 1, arbitrary: fc.constantFrom(...strays) },
+    )
+    fc.assert(
+      fc.property(fc.array(character, { maxLength: 40 }), (characters) => {
+        const value = characters.join('')
+        const strict = /^[A-Za-z0-9_-]*$/.test(value) && value.length % 4 !== 1
+        const expected = strict ? Buffer.from(value, 'base64url').toString('utf8') : undefined
+        assert.equal(onNode.base64urlToUtf8(value), expected, JSON.stringify(value))
+        assert.equal(portable.base64urlToUtf8(value), expected, JSON.stringify(value))
+      }),
+      { numRuns: RUNS * 5 },
+    )
+  })
+
   it('seals with AES-256-GCM through Web Crypto in the format node:crypto opens, and the other way round', async () => {
     const key = onNode.deriveKey(bytesOf('key material of at least 32 bytes!'), 'seal')
     await fc.assert(
