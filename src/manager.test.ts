@@ -12,7 +12,7 @@ import {
 } from './errors.js'
 import { MacKey, sha256Hex } from './internal/crypto.js'
 import { createSessionManager, type SessionManagerOptions } from './manager.js'
-import type { Store, StoreRecord } from './store.js'
+import { getNow, type Store, type StoreRecord } from './store.js'
 import { MemoryStore } from './stores/memory.js'
 
 type Data = { userId?: string; cart?: string[]; visits?: number; a?: number; b?: number; blob?: string }
@@ -1043,6 +1043,79 @@ function bound(target: object, property: string | symbol): unknown {
   const value: unknown = Reflect.get(target, property)
   return typeof value === 'function' ? value.bind(target) : value
 }
+
+describe('in-process reads', () => {
+  it('reads MemoryStore at once, yet calls as written a get replaced by a subclass, an assignment or a proxy', async () => {
+    const writer = createSessionManager<Data>({
+      store: new MemoryStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    const { cookie } = await request(writer, undefined, (s) => s.set('userId', 'alice'))
+    const replaced: string[] = []
+    class CountingStore extends MemoryStore {
+      override async get(key: string, now: number): Promise<StoreRecord | undefined> {
+        replaced.push('subclass')
+        return super.get(key, now)
+      }
+    }
+    const assigned = new MemoryStore({ cleanupIntervalMs: 0 })
+    const originalGet = assigned.get.bind(assigned)
+    assigned.get = (key, now) => {
+      replaced.push('assignment')
+      return originalGet(key, now)
+    }
+    const plain = new MemoryStore({ cleanupIntervalMs: 0 })
+    const proxied = new Proxy(plain, {
+      get: (target, property) => {
+        if (property === 'get') {
+          return (key: string, now: number) => {
+            replaced.push('proxy')
+            return target.get(key, now)
+          }
+        }
+        const value = Reflect.get(target, property, target)
+        return typeof value === 'function' ? value.bind(target) : value
+      },
+    })
+    for (const [label, store] of [
+      ['subclass', new CountingStore({ cleanupIntervalMs: 0 })],
+      ['assignment', assigned],
+      ['proxy', proxied],
+    ] as const) {
+      const manager = createSessionManager<Data>({ store, secrets: [SECRET_A] })
+      const { cookie: own } = await request(manager, undefined, (s) => s.set('userId', label))
+      replaced.length = 0
+      assert.equal((await request(manager, own)).session.get('userId'), label)
+      assert.deepEqual(replaced, [label])
+    }
+    assert.equal(
+      (await request(writer, cookie)).session.get('userId'),
+      'alice',
+      'the plain store still reads',
+    )
+  })
+
+  it('turns an exception of the at-once read into a StoreError with its cause and a storeError event', async () => {
+    const failure = new Error('heap corrupted')
+    class BrokenStore extends MemoryStore {
+      override [getNow](): StoreRecord | undefined {
+        throw failure
+      }
+    }
+    const store = new BrokenStore({ cleanupIntervalMs: 0 })
+    const manager = createSessionManager<Data>({ store, secrets: [SECRET_A] })
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice'))
+    const events: unknown[] = []
+    manager.on('storeError', (event) => events.push(event))
+    const error = await manager.load({ cookie }).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    assert.ok(error instanceof StoreError)
+    assert.equal(error.cause, failure)
+    assert.deepEqual(events, [{ operation: 'get', error }])
+  })
+})
 
 describe('store timeouts', () => {
   it('fails a request with a StoreError when the store does not answer within storeTimeout', async () => {

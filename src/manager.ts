@@ -40,7 +40,7 @@ import { type SessionMigration, type StandardSchemaV1, validateSessionData } fro
 import { Sealer } from './sealer.js'
 import { Session, type SessionController, type SessionState, stateOf, type Transport } from './session.js'
 import { CookieSigner, type Secret } from './signer.js'
-import type { Store, StoreRecord } from './store.js'
+import { getNow, readsNow, type Store, type StoreRecord } from './store.js'
 import { type CookieStore, isCookieStore } from './stores/cookie.js'
 
 /** Cookie settings. Every default is the safe one; see the README's security section for why. */
@@ -274,6 +274,10 @@ const SIGNED_SHAPE = /^[A-Za-z0-9_-]{22,256}\.[A-Za-z0-9_-]{43}$/
 // neither a MAC nor a hash. Only authenticity is remembered, and it cannot change while the secrets stay the
 // same; whether the session still lives is asked of the store on every request. Oldest out first.
 const VERIFIED_TOKENS = 4_096
+
+type ReadResult =
+  | { readonly record: StoreRecord; readonly payload: Payload }
+  | { readonly reason: 'unknown' | 'expired' | 'garbage' }
 
 interface VerifiedToken {
   readonly id: string
@@ -632,7 +636,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       | undefined
     for (let index = 0; index < verified.length; index++) {
       const { id, renew, key, signedValue } = verified[index]!
-      const live = await this.#read(key, now)
+      const read = this.#read(key, now)
+      const live = read instanceof Promise ? await read : read
       if ('reason' in live) {
         reason = live.reason
         this.#events.emit('rejected', { reason, session: sessionHandle(key) })
@@ -1397,12 +1402,30 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return values.filter((value) => value !== '' && value.length <= MAX_TOKEN_LENGTH)
   }
 
-  // A live, well-formed record under `key`, or undefined. Garbage and expired records are deleted on the way.
-  async #read(
+  // A live, well-formed record under `key`, or why not. Garbage and expired records are deleted on the way.
+  // A store that reads at once (MemoryStore) is answered without a promise: `load` is then one promise deep.
+  #read(key: string, now: number): ReadResult | Promise<ReadResult> {
+    // Asked on every read: an app or a test may replace `get` on the store at any time.
+    const store = this.#store
+    if (readsNow(store) && !this.#events.has('storeCall')) {
+      let record: StoreRecord | undefined
+      try {
+        record = store[getNow](key, now)
+      } catch (cause) {
+        return Promise.reject(this.#storeFailure('get', cause))
+      }
+      return this.#checkRead(key, now, record)
+    }
+    return this.#call('get', () => this.#store.get(key, now)).then((record) =>
+      this.#checkRead(key, now, record),
+    )
+  }
+
+  #checkRead(
     key: string,
     now: number,
-  ): Promise<{ record: StoreRecord; payload: Payload } | { reason: 'unknown' | 'expired' | 'garbage' }> {
-    const record = await this.#call('get', () => this.#store.get(key, now))
+    record: StoreRecord | undefined | null,
+  ): ReadResult | Promise<ReadResult> {
     if (record === undefined || record === null) return { reason: 'unknown' }
     const payload = parsePayload(record.data, this.#maxDataBytes * 4)
     let reason: 'expired' | 'garbage' | undefined
@@ -1421,8 +1444,11 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       return { record, payload }
     }
     // Best effort: the session is dead either way, and a failed cleanup must not fail the request.
-    await this.#call('destroy', () => this.#store.destroy(key)).catch(() => undefined)
-    return { reason }
+    const dead = { reason }
+    return this.#call('destroy', () => this.#store.destroy(key)).then(
+      () => dead,
+      () => dead,
+    )
   }
 
   #fresh(
@@ -1553,6 +1579,16 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     this.#warn({ code, message: `tessera: ${message}` })
   }
 
+  // What a failed store call gives the caller: a StoreError carrying the driver's error, reported as an event.
+  #storeFailure(operation: string, cause: unknown): StoreError {
+    const error =
+      cause instanceof StoreError
+        ? cause
+        : new StoreError(`the session store failed (${operation})`, { cause })
+    this.#events.emit('storeError', { operation, error })
+    return error
+  }
+
   // Every store failure reaches the caller as a StoreError carrying the driver's error.
   async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
     const timed = this.#events.has('storeCall')
@@ -1579,13 +1615,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
       return result
     } catch (cause) {
-      const error =
-        cause instanceof StoreError
-          ? cause
-          : new StoreError(`the session store failed (${operation})`, { cause })
       if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: false })
-      this.#events.emit('storeError', { operation, error })
-      throw error
+      throw this.#storeFailure(operation, cause)
     } finally {
       clearTimeout(timer)
     }

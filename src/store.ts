@@ -57,6 +57,27 @@ export interface KeyedStoreRecord {
 }
 
 /**
+ * @internal Where a store living in this process can answer `get` at once, it does so under this key too,
+ * with `get`'s contract but no promise, and marks its `get` function with the same key. The manager reads
+ * through it only while the store's `get` is that marked function: a wrapper, subclass or assignment that
+ * replaces `get` (a spy, a proxy that injects failures) is always called as written.
+ */
+export const getNow: unique symbol = Symbol('tessera.getNow')
+
+/** @internal A store with {@link getNow}. */
+export interface ReadsNow {
+  [getNow](key: string, now: number): StoreRecord | undefined
+}
+
+/** @internal True when `store` reads at once, its `get` being the one that {@link getNow} mirrors. */
+export function readsNow(store: Store): store is Store & ReadsNow {
+  return (
+    (store.get as { [getNow]?: unknown })[getNow] === true &&
+    typeof (store as Partial<ReadsNow>)[getNow] === 'function'
+  )
+}
+
+/**
  * A session store. Keys are SHA-256 hashes of session IDs (64 lowercase hex characters), computed by the
  * manager. `now` is the manager's clock in epoch milliseconds: expiry is decided by that clock, and a
  * store's native TTL is only a backstop.
