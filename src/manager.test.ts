@@ -12,7 +12,7 @@ import {
 } from './errors.js'
 import { MacKey, sha256Hex } from './internal/crypto.js'
 import { createSessionManager, type SessionManagerOptions } from './manager.js'
-import { getNow, type Store, type StoreRecord } from './store.js'
+import { getNow, type Store, type StoreRecord, updateNow } from './store.js'
 import { MemoryStore } from './stores/memory.js'
 
 type Data = { userId?: string; cart?: string[]; visits?: number; a?: number; b?: number; blob?: string }
@@ -1044,7 +1044,7 @@ function bound(target: object, property: string | symbol): unknown {
   return typeof value === 'function' ? value.bind(target) : value
 }
 
-describe('in-process reads', () => {
+describe('in-process store calls', () => {
   it('reads MemoryStore at once, yet calls as written a get replaced by a subclass, an assignment or a proxy', async () => {
     const writer = createSessionManager<Data>({
       store: new MemoryStore({ cleanupIntervalMs: 0 }),
@@ -1114,6 +1114,40 @@ describe('in-process reads', () => {
     assert.ok(error instanceof StoreError)
     assert.equal(error.cause, failure)
     assert.deepEqual(events, [{ operation: 'get', error }])
+  })
+  it('writes MemoryStore at once, yet calls as written an update replaced by an assignment, and wraps its exceptions', async () => {
+    const assigned = new MemoryStore({ cleanupIntervalMs: 0 })
+    const originalUpdate = assigned.update.bind(assigned)
+    let replacedCalls = 0
+    assigned.update = (...args) => {
+      replacedCalls++
+      return originalUpdate(...args)
+    }
+    const manager = createSessionManager<Data>({ store: assigned, secrets: [SECRET_A] })
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    await request(manager, cookie, (s) => s.set('visits', 2))
+    assert.equal(replacedCalls, 1)
+    assert.equal((await request(manager, cookie)).session.get('visits'), 2)
+
+    const failure = new Error('disk full')
+    class BrokenWrites extends MemoryStore {
+      override [updateNow](): boolean {
+        throw failure
+      }
+    }
+    const broken = createSessionManager<Data>({
+      store: new BrokenWrites({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    const first = await request(broken, undefined, (s) => s.set('visits', 1))
+    const session = await broken.load({ cookie: first.cookie })
+    session.set('visits', 2)
+    const error = await broken.commit(session).then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    assert.ok(error instanceof StoreError)
+    assert.equal(error.cause, failure)
   })
 })
 

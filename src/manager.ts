@@ -40,7 +40,7 @@ import { type SessionMigration, type StandardSchemaV1, validateSessionData } fro
 import { Sealer } from './sealer.js'
 import { Session, type SessionController, type SessionState, stateOf, type Transport } from './session.js'
 import { CookieSigner, type Secret } from './signer.js'
-import { getNow, readsNow, type Store, type StoreRecord } from './store.js'
+import { getNow, readsNow, type Store, type StoreRecord, updateNow, updatesNow } from './store.js'
 import { type CookieStore, isCookieStore } from './stores/cookie.js'
 
 /** Cookie settings. Every default is the safe one; see the README's security section for why. */
@@ -776,7 +776,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         }
       } else if (state.clearCookie && state.cookiePresented) issue = 'end'
     } else {
-      const expiresAt = await this.#save(state, state.loaded, now)
+      const saved = this.#save(state, state.loaded, now)
+      const expiresAt = typeof saved === 'number' ? saved : await saved
       const renewal = this.#renewal
       const renewed =
         renewal !== undefined &&
@@ -909,28 +910,46 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 
   // Writes a loaded session back if its data changed, or touches it if its idle deadline is due for a refresh.
   // Resolves the expiry the record now has.
-  async #save(
+  #save(
     state: SessionState,
     loaded: NonNullable<SessionState['loaded']>,
     now: number,
-  ): Promise<number> {
+  ): number | Promise<number> {
     // Unchecked for size until it is known to be a write: a session stored under a larger maxDataBytes must
     // still be readable after the limit is lowered.
     // Nothing written and no object handed out: the stored text stands, and serializing it again is waste.
-    let text = this.#unchanged(state)
+    const text = this.#unchanged(state)
       ? loaded.raw
       : this.#serialize(state.meta, state.data, false, loaded.key)
     const expiresAt = this.#expiryAt(now, state.meta)
     if (text === loaded.raw) {
       const due = state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval
+      // Nothing to write and no touch due, the usual read-only request: answered without a promise.
       if (!this.#rolling || !due || expiresAt <= loaded.expiresAt) return loaded.expiresAt
-      const live = await this.#call('touch', () => this.#store.touch(loaded.key, expiresAt, now))
-      if (!live) return loaded.expiresAt
-      this.#events.emit('touched', { session: sessionHandle(loaded.key), expiresAt })
-      return expiresAt
+      return this.#touch(loaded.key, expiresAt, loaded.expiresAt, now)
     }
     this.#refuseTooDeep(state.data)
     this.#refuseTooLarge(text)
+    return this.#write(state, loaded, text, expiresAt, now)
+  }
+
+  // Moves the idle deadline of an unchanged record; resolves the expiry it now has.
+  async #touch(key: string, expiresAt: number, previous: number, now: number): Promise<number> {
+    const live = await this.#call('touch', () => this.#store.touch(key, expiresAt, now))
+    if (!live) return previous
+    this.#events.emit('touched', { session: sessionHandle(key), expiresAt })
+    return expiresAt
+  }
+
+  // Writes changed data, compare-and-set on the version, retrying (and merging) while others write too.
+  async #write(
+    state: SessionState,
+    loaded: NonNullable<SessionState['loaded']>,
+    firstText: string,
+    expiresAt: number,
+    now: number,
+  ): Promise<number> {
+    let text = firstText
     // A data write extends the idle deadline (`rolling` only decides whether reads do too), in the same steps of
     // at least touchInterval as a touch: the cookie's Max-Age is re-sent only when the deadline moved, so a busy
     // session does not cost a Set-Cookie (and a MAC) on every response.
@@ -945,7 +964,8 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         version: expectedVersion + 1,
         userId: state.meta.userId,
       }
-      if (await this.#call('update', () => this.#store.update(key, record, expectedVersion, now))) {
+      const stored = this.#update(key, record, expectedVersion, now)
+      if (typeof stored === 'boolean' ? stored : await stored) {
         state.validated = { key, raw: text, version: record.version, expiresAt: written }
         this.#events.emit('saved', { session: sessionHandle(key), version: record.version })
         return written
@@ -1577,6 +1597,24 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     if (this.#warned.has(code)) return
     this.#warned.add(code)
     this.#warn({ code, message: `tessera: ${message}` })
+  }
+
+  // A compare-and-set, at once where the store allows it (see #read).
+  #update(
+    key: string,
+    record: StoreRecord,
+    expectedVersion: number,
+    now: number,
+  ): boolean | Promise<boolean> {
+    const store = this.#store
+    if (updatesNow(store) && !this.#events.has('storeCall')) {
+      try {
+        return store[updateNow](key, record, expectedVersion, now)
+      } catch (cause) {
+        throw this.#storeFailure('update', cause)
+      }
+    }
+    return this.#call('update', () => store.update(key, record, expectedVersion, now))
   }
 
   // What a failed store call gives the caller: a StoreError carrying the driver's error, reported as an event.

@@ -69,6 +69,22 @@ export interface ReadsNow {
   [getNow](key: string, now: number): StoreRecord | undefined
 }
 
+/** @internal The same for `update`: a compare-and-set answered at once. */
+export const updateNow: unique symbol = Symbol('tessera.updateNow')
+
+/** @internal A store with {@link updateNow}. */
+export interface UpdatesNow {
+  [updateNow](key: string, record: StoreRecord, expectedVersion: number, now: number): boolean
+}
+
+/** @internal True when `store` updates at once, its `update` being the one that {@link updateNow} mirrors. */
+export function updatesNow(store: Store): store is Store & UpdatesNow {
+  return (
+    (store.update as { [updateNow]?: unknown })[updateNow] === true &&
+    typeof (store as Partial<UpdatesNow>)[updateNow] === 'function'
+  )
+}
+
 /** @internal True when `store` reads at once, its `get` being the one that {@link getNow} mirrors. */
 export function readsNow(store: Store): store is Store & ReadsNow {
   return (

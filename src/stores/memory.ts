@@ -18,6 +18,7 @@ import {
   type Store,
   type StoreRecord,
   type StoreStats,
+  updateNow,
 } from '../store.js'
 
 /**
@@ -79,8 +80,9 @@ export class MemoryStore implements Store {
   readonly ephemeral = true
 
   static {
-    // Marks `get` as the one `[getNow]` mirrors (see getNow in store.ts).
+    // Marks `get` and `update` as the ones `[getNow]` and `[updateNow]` mirror (see store.ts).
     Object.defineProperty(MemoryStore.prototype.get, getNow, { value: true })
+    Object.defineProperty(MemoryStore.prototype.update, updateNow, { value: true })
   }
   /**
    * Key hash → its record, or the records of the keys sharing that hash (a few in a million sessions), least
@@ -186,6 +188,11 @@ export class MemoryStore implements Store {
   }
 
   async update(key: string, record: StoreRecord, expectedVersion: number, now: number): Promise<boolean> {
+    return this[updateNow](key, record, expectedVersion, now)
+  }
+
+  /** @internal `update` without the promise, for the manager (see {@link updateNow}). */
+  [updateNow](key: string, record: StoreRecord, expectedVersion: number, now: number): boolean {
     const hash = hashOf(key)
     const current = this.#find(key, hash)
     if (current === undefined || expiryOf(current) <= now || versionOf(current) !== expectedVersion)
