@@ -1189,7 +1189,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const { k, v, e, t, p } = copy
     if (k !== key || typeof v !== 'number' || typeof e !== 'number' || typeof t !== 'number') return undefined
     if (e <= now || t > now || now - t >= hybrid.revalidateAfter) return undefined
-    const payload = parsePayload(p, this.#maxDataBytes * 4)
+    const payload = parsePayload(p, this.#maxDataBytes * 4, false) // sealed by us
     if (payload === undefined || payload.meta.absoluteExpiresAt <= now) return undefined
     const session = this.#fresh(now, transport, true)
     const state = stateOf(session)
@@ -1284,7 +1284,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const dot = opened?.plaintext.indexOf('.') ?? -1
     const expiresAt = opened === undefined ? Number.NaN : Number(opened.plaintext.slice(0, dot))
     const payload =
-      opened === undefined ? undefined : parsePayload(opened.plaintext.slice(dot + 1), this.#maxDataBytes * 4)
+      opened === undefined
+        ? undefined
+        : parsePayload(opened.plaintext.slice(dot + 1), this.#maxDataBytes * 4, false) // sealed by us
     let reason: RejectionReason | undefined
     if (opened === undefined) reason = 'bad-signature'
     else if (payload === undefined || !Number.isSafeInteger(expiresAt)) reason = 'garbage'

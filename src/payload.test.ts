@@ -71,4 +71,12 @@ describe('stored payloads', () => {
       { numRuns: RUNS },
     )
   })
+
+  it('refuses data nested deeper than 64 levels, unless told the text was sealed by this process', () => {
+    let deep: Record<string, unknown> = {}
+    for (let i = 0; i < 70; i++) deep = { next: deep }
+    const text = serializePayload({ createdAt: 1, absoluteExpiresAt: 2 }, deep)
+    assert.equal(parsePayload(text, Number.POSITIVE_INFINITY), undefined)
+    assert.ok(parsePayload(text, Number.POSITIVE_INFINITY, false) !== undefined)
+  })
 })
