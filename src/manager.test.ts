@@ -1115,6 +1115,39 @@ describe('in-process store calls', () => {
     assert.equal(error.cause, failure)
     assert.deepEqual(events, [{ operation: 'get', error }])
   })
+  it('reports at-once calls in storeCall events as any store call, succeeded or failed', async () => {
+    const calls: { operation: string; ok: boolean }[] = []
+    const manager = createSessionManager<Data>({
+      store: new MemoryStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    manager.on('storeCall', ({ operation, ok, ms }) => {
+      assert.ok(ms >= 0)
+      calls.push({ operation, ok })
+    })
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    await request(manager, cookie, (s) => s.set('visits', 2))
+    assert.deepEqual(calls, [
+      { operation: 'create', ok: true },
+      { operation: 'get', ok: true },
+      { operation: 'update', ok: true },
+    ])
+    class BrokenStore extends MemoryStore {
+      override [getNow](): StoreRecord | undefined {
+        throw new Error('heap corrupted')
+      }
+    }
+    const broken = createSessionManager<Data>({
+      store: new BrokenStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    const failed: { operation: string; ok: boolean }[] = []
+    broken.on('storeCall', ({ operation, ok }) => failed.push({ operation, ok }))
+    const own = (await request(broken, undefined, (s) => s.set('visits', 1))).cookie
+    await assert.rejects(broken.load({ cookie: own }), StoreError)
+    assert.deepEqual(failed.at(-1), { operation: 'get', ok: false })
+  })
+
   it('writes MemoryStore at once, yet calls as written an update replaced by an assignment, and wraps its exceptions', async () => {
     const assigned = new MemoryStore({ cleanupIntervalMs: 0 })
     const originalUpdate = assigned.update.bind(assigned)

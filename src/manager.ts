@@ -1429,12 +1429,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   #read(key: string, now: number): ReadResult | Promise<ReadResult> {
     // Asked on every read: an app or a test may replace `get` on the store at any time.
     const store = this.#store
-    if (readsNow(store) && !this.#events.has('storeCall')) {
+    if (readsNow(store)) {
       let record: StoreRecord | undefined
       try {
-        record = store[getNow](key, now)
-      } catch (cause) {
-        return Promise.reject(this.#storeFailure('get', cause))
+        record = this.#callNow('get', () => store[getNow](key, now))
+      } catch (error) {
+        return Promise.reject(error)
       }
       return this.#checkRead(key, now, record)
     }
@@ -1609,14 +1609,23 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     now: number,
   ): boolean | Promise<boolean> {
     const store = this.#store
-    if (updatesNow(store) && !this.#events.has('storeCall')) {
-      try {
-        return store[updateNow](key, record, expectedVersion, now)
-      } catch (cause) {
-        throw this.#storeFailure('update', cause)
-      }
-    }
+    if (updatesNow(store))
+      return this.#callNow('update', () => store[updateNow](key, record, expectedVersion, now))
     return this.#call('update', () => store.update(key, record, expectedVersion, now))
+  }
+
+  // #call for a store answering at once: no timer (it cannot hang), the same events and errors.
+  #callNow<T>(operation: string, run: () => T): T {
+    const timed = this.#events.has('storeCall')
+    const started = timed ? performance.now() : 0
+    try {
+      const result = run()
+      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
+      return result
+    } catch (cause) {
+      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: false })
+      throw this.#storeFailure(operation, cause)
+    }
   }
 
   // What a failed store call gives the caller: a StoreError carrying the driver's error, reported as an event.
