@@ -1616,16 +1616,59 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 
   // #call for a store answering at once: no timer (it cannot hang), the same events and errors.
   #callNow<T>(operation: string, run: () => T): T {
-    const timed = this.#events.has('storeCall')
-    const started = timed ? performance.now() : 0
+    const started = this.#callStarted()
     try {
       const result = run()
-      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
+      this.#callEnded(operation, started, true)
       return result
     } catch (cause) {
-      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: false })
+      this.#callEnded(operation, started, false)
       throw this.#storeFailure(operation, cause)
     }
+  }
+
+  // Every store failure reaches the caller as a StoreError carrying the driver's error.
+  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
+    const started = this.#callStarted()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    try {
+      // An in-process store cannot hang on a network: spare it a timer and a race. A hung backend must fail
+      // the request, not hold it (and its socket) forever.
+      const result =
+        this.#store.ephemeral === true
+          ? await run()
+          : await Promise.race([
+              run(),
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(
+                  () =>
+                    reject(
+                      new StoreError(
+                        `the session store did not answer ${operation} within ${this.#storeTimeout} ms`,
+                      ),
+                    ),
+                  this.#storeTimeout,
+                )
+              }),
+            ])
+      this.#callEnded(operation, started, true)
+      return result
+    } catch (cause) {
+      this.#callEnded(operation, started, false)
+      throw this.#storeFailure(operation, cause)
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  // When a store call started, for the storeCall event; undefined when nobody listens.
+  #callStarted(): number | undefined {
+    return this.#events.has('storeCall') ? performance.now() : undefined
+  }
+
+  #callEnded(operation: string, started: number | undefined, ok: boolean): void {
+    if (started !== undefined)
+      this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok })
   }
 
   // What a failed store call gives the caller: a StoreError carrying the driver's error, reported as an event.
@@ -1636,39 +1679,6 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         : new StoreError(`the session store failed (${operation})`, { cause })
     this.#events.emit('storeError', { operation, error })
     return error
-  }
-
-  // Every store failure reaches the caller as a StoreError carrying the driver's error.
-  async #call<T>(operation: string, run: () => Promise<T>): Promise<T> {
-    const timed = this.#events.has('storeCall')
-    const started = timed ? performance.now() : 0
-    let timer: ReturnType<typeof setTimeout> | undefined
-    try {
-      if (this.#store.ephemeral === true) {
-        // An in-process store cannot hang on a network: spare every call a timer and a race.
-        const result = await run()
-        if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
-        return result
-      }
-      // A hung backend must fail the request, not hold it (and its socket) forever.
-      const deadline = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new StoreError(`the session store did not answer ${operation} within ${this.#storeTimeout} ms`),
-            ),
-          this.#storeTimeout,
-        )
-      })
-      const result = await Promise.race([run(), deadline])
-      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: true })
-      return result
-    } catch (cause) {
-      if (timed) this.#events.emit('storeCall', { operation, ms: performance.now() - started, ok: false })
-      throw this.#storeFailure(operation, cause)
-    } finally {
-      clearTimeout(timer)
-    }
   }
 
   /**
