@@ -4,7 +4,7 @@
 // Web Crypto API and the plain-JavaScript SHA-256 in ./sha256.js stand in, with identical output.
 import type * as NodeCrypto from 'node:crypto'
 import type { webcrypto } from 'node:crypto'
-import { HmacSha256, hkdfSha256, hmacSha256Bytes, sha256 } from './sha256.js'
+import { HmacSha256, hkdfSha256, hmacSha256Bytes, sha256, wordsToBytes } from './sha256.js'
 
 const node = (
   globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }
@@ -71,22 +71,8 @@ export class MacKey {
   /** The MAC of `message` (UTF-8), base64url without padding: the same as {@link hmacSha256}. */
   sign(message: string): string {
     if (!this.#hmac.asciiMac(message, macWords)) return hmacSha256(this.#key, message)
-    let out = ''
-    let bits = 0
-    let buffered = 0
-    for (let i = 0; i < 8; i++) {
-      const word = macWords[i]!
-      for (let shift = 24; shift >= 0; shift -= 8) {
-        buffered = (buffered << 8) | ((word >>> shift) & 0xff)
-        bits += 8
-        while (bits >= 6) {
-          bits -= 6
-          out += BASE64URL_ALPHABET[(buffered >>> bits) & 63]
-        }
-        buffered &= (1 << bits) - 1
-      }
-    }
-    return out + BASE64URL_ALPHABET[(buffered << (6 - bits)) & 63]
+    wordsToBytes(macWords, computedMac)
+    return node !== undefined ? Buffer.from(computedMac).toString('base64url') : toBase64url(computedMac)
   }
 
   /**
@@ -112,13 +98,7 @@ export class MacKey {
         buffered &= (1 << bits) - 1
       }
     }
-    for (let i = 0; i < 8; i++) {
-      const word = macWords[i]!
-      computedMac[i * 4] = word >>> 24
-      computedMac[i * 4 + 1] = word >>> 16
-      computedMac[i * 4 + 2] = word >>> 8
-      computedMac[i * 4 + 3] = word
-    }
+    wordsToBytes(macWords, computedMac)
     const equal =
       node !== undefined
         ? node.timingSafeEqual(presentedMac, computedMac)

@@ -95,12 +95,8 @@ function absorbBytes(h: Int32Array, bytes: Uint8Array, prefixBytes: number): voi
   for (let i = 0; i < bytes.length; i++) {
     word = (word << 8) | bytes[i]!
     if ((i & 3) === 3) {
-      w[position++] = word
+      position = pushWord(h, word, position)
       word = 0
-      if (position === 16) {
-        compress(h)
-        position = 0
-      }
     }
   }
   pad(h, word, position, bytes.length, prefixBytes)
@@ -114,16 +110,21 @@ function absorbAscii(h: Int32Array, text: string, prefixBytes: number): boolean 
     if (code > 0x7f) return false
     word = (word << 8) | code
     if ((i & 3) === 3) {
-      w[position++] = word
+      position = pushWord(h, word, position)
       word = 0
-      if (position === 16) {
-        compress(h)
-        position = 0
-      }
     }
   }
   pad(h, word, position, text.length, prefixBytes)
   return true
+}
+
+// Puts a whole big-endian word at `position` of the block and compresses a full block; the next position.
+// absorbBytes and absorbAscii differ only in where a byte comes from, kept apart so each loop stays monomorphic.
+function pushWord(h: Int32Array, word: number, position: number): number {
+  w[position] = word
+  if (position < 15) return position + 1
+  compress(h)
+  return 0
 }
 
 // The last block(s): 0x80, zeros, then the bit length of everything hashed as a 64-bit big-endian integer.
@@ -188,15 +189,19 @@ function rotr(x: number, n: number): number {
 }
 
 function toBytes(h: Int32Array): Uint8Array {
-  const digest = new Uint8Array(32)
+  return wordsToBytes(h, new Uint8Array(32))
+}
+
+/** The eight words of a digest as 32 big-endian bytes, written to `out`. */
+export function wordsToBytes(h: Int32Array, out: Uint8Array): Uint8Array {
   for (let i = 0; i < 8; i++) {
     const word = h[i]!
-    digest[i * 4] = word >>> 24
-    digest[i * 4 + 1] = word >>> 16
-    digest[i * 4 + 2] = word >>> 8
-    digest[i * 4 + 3] = word
+    out[i * 4] = word >>> 24
+    out[i * 4 + 1] = word >>> 16
+    out[i * 4 + 2] = word >>> 8
+    out[i * 4 + 3] = word
   }
-  return digest
+  return out
 }
 
 /** HKDF-SHA256 (RFC 5869) of `length` bytes, at most 32 (one block is all tessera needs). */
