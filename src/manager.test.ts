@@ -77,6 +77,18 @@ describe('session IDs', () => {
   }
 })
 
+// Alice's cookie signed with SECRET_A, and a manager over the same store that now signs with SECRET_B first.
+async function aliceBeforeRotation() {
+  const first = setup({ secrets: [SECRET_A] })
+  const { cookie } = await request(first.manager, undefined, (s) => s.set('userId', 'alice'))
+  const rotated = createSessionManager<Data>({
+    store: first.spy.store,
+    secrets: [SECRET_B, SECRET_A],
+    clock: first.clock.now,
+  })
+  return { first, cookie, rotated }
+}
+
 describe('signed cookies', () => {
   it('rejects a secret under 32 bytes, a typed phrase, and an empty list at construction', () => {
     assert.throws(() => setup({ secrets: ['keyboard cat'] }), SessionConfigError)
@@ -86,13 +98,7 @@ describe('signed cookies', () => {
   })
 
   it('accepts a cookie signed with a rotated-out secret still listed, and re-issues it under the newest secret', async () => {
-    const first = setup({ secrets: [SECRET_A] })
-    const { cookie } = await request(first.manager, undefined, (s) => s.set('userId', 'alice'))
-    const rotated = createSessionManager<Data>({
-      store: first.spy.store,
-      secrets: [SECRET_B, SECRET_A],
-      clock: first.clock.now,
-    })
+    const { first, cookie, rotated } = await aliceBeforeRotation()
     const { session, result } = await request(rotated, cookie)
     assert.equal(session.get('userId'), 'alice')
     assert.equal(result.setCookie.length, 1)
@@ -167,13 +173,7 @@ describe('signed cookies', () => {
   })
 
   it('re-issues a token signed with a rotated-out secret every time it returns, remembered or not', async () => {
-    const first = setup({ secrets: [SECRET_A] })
-    const { cookie } = await request(first.manager, undefined, (s) => s.set('userId', 'alice'))
-    const rotated = createSessionManager<Data>({
-      store: first.spy.store,
-      secrets: [SECRET_B, SECRET_A],
-      clock: first.clock.now,
-    })
+    const { cookie, rotated } = await aliceBeforeRotation()
     for (let i = 0; i < 3; i++) {
       const { session, result } = await request(rotated, cookie)
       assert.equal(session.get('userId'), 'alice')
