@@ -74,8 +74,8 @@ function expandIpv6(ip: string): string[] | undefined {
 /** The facts that changed between what was recorded and what the request shows, per `options`. */
 export function bindingChanges(
   options: BindingOptions,
-  recorded: { userAgent: string | undefined; ip: string | undefined },
-  current: { userAgent: string | undefined; ip: string | undefined },
+  recorded: { readonly userAgent?: string | undefined; readonly ip?: string | undefined },
+  current: { readonly userAgent?: string | undefined; readonly ip?: string | undefined },
 ): ('userAgent' | 'ip')[] {
   const changed: ('userAgent' | 'ip')[] = []
   if (

@@ -285,6 +285,28 @@ interface VerifiedToken {
   readonly key: string
 }
 
+/** A presented ID whose signature holds, with the token to re-send unchanged when no renewal is due. */
+interface Candidate {
+  id: string
+  renew: boolean
+  key: string
+  signedValue: string | undefined
+}
+
+/** The live record a request's session comes from. */
+interface Found extends Candidate {
+  record: StoreRecord
+  payload: Payload
+  followed?: true
+}
+
+/** Hybrid mode: a sealed copy of the record rides beside the session cookie. */
+interface HybridMode {
+  readonly revalidateAfter: number
+  readonly sealer: Sealer
+  readonly cookieName: string
+}
+
 /**
  * Creates a session manager. `Data` types what the session holds.
  *
@@ -330,9 +352,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   readonly #schema:
     | { readonly schema: StandardSchemaV1; readonly migrate: SessionMigration | undefined }
     | undefined
-  readonly #hybrid:
-    | { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string }
-    | undefined
+  readonly #hybrid: HybridMode | undefined
   readonly #trustProxy: boolean
   readonly #generateId: () => string
   readonly #clock: () => number
@@ -545,7 +565,15 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       )
     }
     this.#active++
-    return this.#load(request).catch((error: unknown) => {
+    let loading: Session<Data> | Promise<Session<Data>>
+    try {
+      loading = this.#load(request)
+    } catch (error) {
+      loading = Promise.reject(error)
+    }
+    // A store that answers at once (MemoryStore) gives a session without a single promise in between.
+    if (!(loading instanceof Promise)) return Promise.resolve(loading)
+    return loading.catch((error: unknown) => {
       this.#release()
       if (error instanceof StoreError && this.#failsOpen(request)) return this.#degraded(request)
       throw error
@@ -570,7 +598,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return session
   }
 
-  async #load(request: SessionRequest): Promise<Session<Data>> {
+  // Synchronous as long as every step is: a store that answers at once (MemoryStore), no schema, no hijack
+  // signal. The first step that needs to wait hands the rest to a promise.
+  #load(request: SessionRequest): Session<Data> | Promise<Session<Data>> {
     const now = this.#clock()
     const transport = this.#transport(request)
     if (this.#sealed !== undefined) return this.#loadSealed(this.#sealed, request, now, transport)
@@ -587,7 +617,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       return this.#fresh(now, transport, true)
     }
     // Each verified ID once, with the presented value signed by the newest secret: re-sending it spares a MAC.
-    const verified: { id: string; renew: boolean; key: string; signedValue: string | undefined }[] = []
+    const verified: Candidate[] = []
     let reason: RejectionReason = 'malformed'
     for (let index = 0; index < distinct.length; index++) {
       const candidate = distinct[index]!
@@ -605,74 +635,126 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
         seen.signedValue ??= signedValue
       }
     }
-    const cached =
-      verified.length === 1 && this.#hybrid !== undefined
-        ? await this.#fromCache(this.#hybrid, request, verified[0]!, now, transport)
-        : undefined
-    if (cached !== undefined) {
-      const [, meta] = cached
-      if (this.#binding !== undefined && !(await this.#bindingHolds(meta.meta, transport, meta.key))) {
-        return this.#fresh(now, transport, true)
-      }
-      const cachedState = stateOf(cached[0])
-      const data =
-        this.#schema === undefined ? cachedState.data : await this.#validData(cachedState.data, meta.key)
-      if (data === undefined) return this.#fresh(now, transport, true)
-      if (data !== cachedState.data) cachedState.dataExposed = true // migrated: save the new shape
-      cachedState.data = data
-      cachedState.loadedMeta = cachedState.meta
-      return cached[0]
+    if (verified.length === 0) {
+      this.#events.emit('rejected', { reason })
+      return this.#fresh(now, transport, true)
     }
-    let found:
-      | {
-          id: string
-          renew: boolean
-          signedValue: string | undefined
-          key: string
-          record: StoreRecord
-          payload: Payload
-          followed?: true
-        }
-      | undefined
+    if (verified.length > 1) return this.#loadAmong(verified, now, transport)
+    const only = verified[0]!
+    if (this.#hybrid !== undefined) return this.#loadViaCopy(this.#hybrid, request, only, now, transport)
+    const read = this.#read(only.key, now)
+    return read instanceof Promise
+      ? read.then((live) => this.#loadRead(only, live, now, transport))
+      : this.#loadRead(only, read, now, transport)
+  }
+
+  // The one verified candidate, once its record is read.
+  #loadRead(
+    candidate: Candidate,
+    live: ReadResult,
+    now: number,
+    transport: Transport,
+  ): Session<Data> | Promise<Session<Data>> {
+    if ('reason' in live) {
+      this.#events.emit('rejected', { reason: live.reason, session: sessionHandle(candidate.key) })
+      return this.#fresh(now, transport, true)
+    }
+    if (live.payload.meta.successor !== undefined) return this.#loadFollowing(candidate, live, now, transport)
+    return this.#loadFound({ ...candidate, record: live.record, payload: live.payload }, now, transport)
+  }
+
+  // A record renewed under another ID: the session continues as its successor (renewal's grace window).
+  async #loadFollowing(
+    candidate: Candidate,
+    live: { record: StoreRecord; payload: Payload },
+    now: number,
+    transport: Transport,
+  ): Promise<Session<Data>> {
+    const current = await this.#follow(live, now)
+    if (current === null) {
+      this.#events.emit('rejected', { reason: 'unknown', session: sessionHandle(candidate.key) })
+      return this.#fresh(now, transport, true)
+    }
+    return this.#loadFound({ ...candidate, ...current, renew: false }, now, transport)
+  }
+
+  // Several verified IDs: at most one of them may be live.
+  async #loadAmong(verified: Candidate[], now: number, transport: Transport): Promise<Session<Data>> {
+    let found: Found | undefined
     for (let index = 0; index < verified.length; index++) {
-      const { id, renew, key, signedValue } = verified[index]!
-      const read = this.#read(key, now)
-      const live = read instanceof Promise ? await read : read
+      const candidate = verified[index]!
+      const live = await this.#read(candidate.key, now)
       if ('reason' in live) {
-        reason = live.reason
-        this.#events.emit('rejected', { reason, session: sessionHandle(key) })
+        this.#events.emit('rejected', { reason: live.reason, session: sessionHandle(candidate.key) })
         continue
       }
       if (found !== undefined) {
-        this.#events.emit('rejected', { reason: 'duplicate', session: sessionHandle(key) })
+        this.#events.emit('rejected', { reason: 'duplicate', session: sessionHandle(candidate.key) })
         return this.#fresh(now, transport, true)
       }
       const current = live.payload.meta.successor === undefined ? undefined : await this.#follow(live, now)
       if (current === null) {
-        reason = 'unknown'
-        this.#events.emit('rejected', { reason, session: sessionHandle(key) })
+        this.#events.emit('rejected', { reason: 'unknown', session: sessionHandle(candidate.key) })
         continue
       }
       found =
         current === undefined
-          ? { id, renew, signedValue, key, record: live.record, payload: live.payload }
-          : { id, renew: false, signedValue, ...current }
+          ? { ...candidate, record: live.record, payload: live.payload }
+          : { ...candidate, ...current, renew: false }
     }
-    if (found === undefined) {
-      if (verified.length === 0) this.#events.emit('rejected', { reason })
-      return this.#fresh(now, transport, true)
-    }
-    if (
-      this.#binding !== undefined &&
-      !(await this.#bindingHolds(found.payload.meta, transport, found.key))
-    ) {
-      return this.#fresh(now, transport, true)
-    }
-    // Without a schema there is nothing to wait for: no await, no extra turn of the microtask queue.
-    const data =
-      this.#schema === undefined ? found.payload.data : await this.#validData(found.payload.data, found.key)
-    if (data === undefined) return this.#fresh(now, transport, true)
+    return found === undefined ? this.#fresh(now, transport, true) : this.#loadFound(found, now, transport)
+  }
 
+  // Hybrid mode: the sealed copy stands in for the store read while it is fresh.
+  async #loadViaCopy(
+    hybrid: HybridMode,
+    request: SessionRequest,
+    candidate: Candidate,
+    now: number,
+    transport: Transport,
+  ): Promise<Session<Data>> {
+    const cached = await this.#fromCache(hybrid, request, candidate, now, transport)
+    if (cached === undefined) {
+      const live = await this.#read(candidate.key, now)
+      return this.#loadRead(candidate, live, now, transport)
+    }
+    const [session, meta] = cached
+    if (!(await this.#bindingHolds(meta.meta, transport, meta.key))) return this.#fresh(now, transport, true)
+    const cachedState = stateOf(session)
+    const data =
+      this.#schema === undefined ? cachedState.data : await this.#validData(cachedState.data, meta.key)
+    if (data === undefined) return this.#fresh(now, transport, true)
+    if (data !== cachedState.data) cachedState.dataExposed = true // migrated: save the new shape
+    cachedState.data = data
+    cachedState.loadedMeta = cachedState.meta
+    return session
+  }
+
+  // The live record found for this request: checks the hijack signals and the schema, then the session.
+  #loadFound(found: Found, now: number, transport: Transport): Session<Data> | Promise<Session<Data>> {
+    const { meta } = found.payload
+    const binding = this.#binding
+    if (
+      binding !== undefined &&
+      meta.userId !== undefined &&
+      bindingChanges(binding, meta, transport).length > 0
+    ) {
+      return this.#bindingHolds(meta, transport, found.key).then((holds) =>
+        holds ? this.#loadValid(found, now, transport) : this.#fresh(now, transport, true),
+      )
+    }
+    return this.#loadValid(found, now, transport)
+  }
+
+  #loadValid(found: Found, now: number, transport: Transport): Session<Data> | Promise<Session<Data>> {
+    // Without a schema there is nothing to wait for: no promise, no extra turn of the microtask queue.
+    if (this.#schema === undefined) return this.#loaded(found, found.payload.data, now, transport)
+    return this.#validData(found.payload.data, found.key).then((data) =>
+      data === undefined ? this.#fresh(now, transport, true) : this.#loaded(found, data, now, transport),
+    )
+  }
+
+  #loaded(found: Found, data: Record<string, unknown>, now: number, transport: Transport): Session<Data> {
     const loaded = {
       key: found.key,
       raw: found.record.data,
@@ -739,59 +821,102 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * @throws {SessionConflictError} when concurrent writers kept changing this session past the retry bound.
    * @throws {SessionDestroyedError} when another request destroyed this session while this one changed it.
    */
-  async commit(session: Session<Data>): Promise<CommitResult> {
+  commit(session: Session<Data>): Promise<CommitResult> {
     const state = stateOf(session)
-    if (state.committed) throw new SessionCommittedError('the session was already committed')
+    if (state.committed) return Promise.reject(new SessionCommittedError('the session was already committed'))
     state.committed = true
+    let committing: CommitResult | Promise<CommitResult>
     try {
-      return await this.#commit(state)
-    } finally {
+      committing = this.#commit(state)
+    } catch (error) {
       this.#release()
+      return Promise.reject(error)
     }
+    // Nothing to wait for (a read, or a write to a store that answers at once): no promise in between.
+    if (!(committing instanceof Promise)) {
+      this.#release()
+      return Promise.resolve(committing)
+    }
+    return committing.finally(() => this.#release())
   }
 
-  async #commit(state: SessionState): Promise<CommitResult> {
+  #commit(state: SessionState): CommitResult | Promise<CommitResult> {
     const now = this.#clock()
     if (state.degraded) return this.#commitDegraded(state)
     if (this.#sealed !== undefined) return this.#commitSealed(this.#sealed, state, now)
-    // What to tell the client: a token (new ID, renewed signature or refreshed Max-Age), an ended session, or nothing.
-    let issue: { id: string; expiresAt: number } | 'end' | undefined
-    if (state.loaded === undefined) {
-      const { userId, csrfSecret } = state.meta
-      const worthKeeping =
-        Object.keys(state.data).length > 0 ||
-        userId !== undefined ||
-        csrfSecret !== undefined ||
-        state.tokenIssued
-      if (worthKeeping || this.#saveUninitialized) {
-        issue = await this.#create(state, now)
-        if (userId !== undefined && this.#maxSessionsPerUser?.onLimit === 'evict-oldest') {
-          const loggedInAt = state.meta.authenticatedAt ?? now
-          await this.#evictBeyondLimit(
-            userId,
-            sha256Hex(issue.id),
-            this.#maxSessionsPerUser.limit,
-            loggedInAt,
-          )
-        }
-      } else if (state.clearCookie && state.cookiePresented) issue = 'end'
-    } else {
-      const saved = this.#save(state, state.loaded, now)
-      const expiresAt = typeof saved === 'number' ? saved : await saved
-      const renewal = this.#renewal
-      const renewed =
-        renewal !== undefined &&
-        !state.followed &&
-        now - (state.meta.issuedAt ?? state.meta.createdAt) >= renewal.after
-          ? await this.#renew(state, renewal.grace, now)
-          : undefined
-      const refreshed = expiresAt !== state.loaded.expiresAt && this.#cookie.persistent
-      // A request that reached the session through a renewed ID never hands that ID back: the response that
-      // renewed it may already have given the client the new one.
-      if (renewed !== undefined) issue = renewed
-      else if ((refreshed || state.renewCookie) && !state.followed) issue = { id: state.id!, expiresAt }
+    const { loaded } = state
+    if (loaded === undefined) return this.#commitNew(state, now)
+    const saved = this.#save(state, loaded, now)
+    if (typeof saved === 'number' && this.#hybrid === undefined && !this.#renewalDue(state, now)) {
+      return this.#result(state, this.#issueAfterSave(state, loaded, saved), now)
     }
-    // Hybrid mode: the sealed copy goes out beside the session cookie (sealing is asynchronous on Web Crypto).
+    return this.#commitLoaded(state, loaded, saved, now)
+  }
+
+  // A session that had no record: stored if there is anything worth keeping (or saveUninitialized).
+  #commitNew(state: SessionState, now: number): CommitResult | Promise<CommitResult> {
+    const { userId, csrfSecret } = state.meta
+    const worthKeeping =
+      Object.keys(state.data).length > 0 ||
+      userId !== undefined ||
+      csrfSecret !== undefined ||
+      state.tokenIssued
+    if (worthKeeping || this.#saveUninitialized) return this.#commitCreated(state, now)
+    const issue = state.clearCookie && state.cookiePresented ? 'end' : undefined
+    return this.#hybrid === undefined ? this.#result(state, issue, now) : this.#withCopy(state, issue, now)
+  }
+
+  async #commitCreated(state: SessionState, now: number): Promise<CommitResult> {
+    const issue = await this.#create(state, now)
+    const { userId } = state.meta
+    if (userId !== undefined && this.#maxSessionsPerUser?.onLimit === 'evict-oldest') {
+      const loggedInAt = state.meta.authenticatedAt ?? now
+      await this.#evictBeyondLimit(userId, sha256Hex(issue.id), this.#maxSessionsPerUser.limit, loggedInAt)
+    }
+    return this.#withCopy(state, issue, now)
+  }
+
+  async #commitLoaded(
+    state: SessionState,
+    loaded: NonNullable<SessionState['loaded']>,
+    saved: number | Promise<number>,
+    now: number,
+  ): Promise<CommitResult> {
+    const expiresAt = await saved
+    const renewed = this.#renewalDue(state, now)
+      ? await this.#renew(state, this.#renewal!.grace, now)
+      : undefined
+    return this.#withCopy(state, renewed ?? this.#issueAfterSave(state, loaded, expiresAt), now)
+  }
+
+  #renewalDue(state: SessionState, now: number): boolean {
+    const renewal = this.#renewal
+    return (
+      renewal !== undefined &&
+      !state.followed &&
+      now - (state.meta.issuedAt ?? state.meta.createdAt) >= renewal.after
+    )
+  }
+
+  // After a save: a token when the cookie's Max-Age moved or its signature is due for the newest secret.
+  // A request that reached the session through a renewed ID never hands that ID back: the response that
+  // renewed it may already have given the client the new one.
+  #issueAfterSave(
+    state: SessionState,
+    loaded: NonNullable<SessionState['loaded']>,
+    expiresAt: number,
+  ): { id: string; expiresAt: number } | undefined {
+    const refreshed = expiresAt !== loaded.expiresAt && this.#cookie.persistent
+    return (refreshed || state.renewCookie) && !state.followed ? { id: state.id!, expiresAt } : undefined
+  }
+
+  // What to tell the client (a token, an ended session, or nothing), with hybrid mode's sealed copy beside the
+  // session cookie (sealing is asynchronous on Web Crypto).
+  async #withCopy(
+    state: SessionState,
+    issue: { id: string; expiresAt: number } | 'end' | undefined,
+    now: number,
+  ): Promise<CommitResult> {
     const copy =
       this.#hybrid === undefined ? undefined : await this.#cacheCookie(this.#hybrid, state, issue, now)
     return this.#result(state, issue, now, copy)
@@ -941,35 +1066,51 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     return expiresAt
   }
 
-  // Writes changed data, compare-and-set on the version, retrying (and merging) while others write too.
-  async #write(
+  // Writes changed data, compare-and-set on the version; at once when the store answers at once and nobody
+  // else wrote meanwhile.
+  #write(
     state: SessionState,
     loaded: NonNullable<SessionState['loaded']>,
-    firstText: string,
+    text: string,
     expiresAt: number,
     now: number,
-  ): Promise<number> {
-    let text = firstText
+  ): number | Promise<number> {
     // A data write extends the idle deadline (`rolling` only decides whether reads do too), in the same steps of
     // at least touchInterval as a touch: the cookie's Max-Age is re-sent only when the deadline moved, so a busy
     // session does not cost a Set-Cookie (and a MAC) on every response.
     const written =
       state.forceTouch || expiresAt - loaded.expiresAt >= this.#touchInterval ? expiresAt : loaded.expiresAt
+    const record: StoreRecord = {
+      data: text,
+      expiresAt: written,
+      version: loaded.version + 1,
+      userId: state.meta.userId,
+    }
+    const stored = this.#update(loaded.key, record, loaded.version, now)
+    if (stored === true) return this.#written(state, loaded.key, record)
+    return this.#writeRetrying(state, loaded, record, stored, now)
+  }
+
+  #written(state: SessionState, key: string, record: StoreRecord): number {
+    state.validated = { key, raw: record.data, version: record.version, expiresAt: record.expiresAt }
+    this.#events.emit('saved', { session: sessionHandle(key), version: record.version })
+    return record.expiresAt
+  }
+
+  // Waits for the first write, and while others keep writing the session, retries on the record as it now
+  // stands (merging), up to the retry bound.
+  async #writeRetrying(
+    state: SessionState,
+    loaded: NonNullable<SessionState['loaded']>,
+    first: StoreRecord,
+    firstStored: boolean | Promise<boolean>,
+    now: number,
+  ): Promise<number> {
     let key = loaded.key
-    let expectedVersion = loaded.version
+    let record = first
+    let stored = firstStored
     for (let attempt = 0; ; attempt++) {
-      const record: StoreRecord = {
-        data: text,
-        expiresAt: written,
-        version: expectedVersion + 1,
-        userId: state.meta.userId,
-      }
-      const stored = this.#update(key, record, expectedVersion, now)
-      if (typeof stored === 'boolean' ? stored : await stored) {
-        state.validated = { key, raw: text, version: record.version, expiresAt: written }
-        this.#events.emit('saved', { session: sessionHandle(key), version: record.version })
-        return written
-      }
+      if (await stored) return this.#written(state, key, record)
       this.#events.emit('conflict', { session: sessionHandle(key), attempt: attempt + 1 })
       if (attempt >= this.#maxConflictRetries) {
         throw new SessionConflictError(
@@ -995,8 +1136,13 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       }
       const data =
         this.#onConflict === 'merge' ? mergeChanges(loaded.raw, state.data, current.payload.data) : state.data
-      text = this.#serialize(current.payload.meta, data, true, key)
-      expectedVersion = current.record.version
+      record = {
+        data: this.#serialize(current.payload.meta, data, true, key),
+        expiresAt: first.expiresAt,
+        version: current.record.version + 1,
+        userId: state.meta.userId,
+      }
+      stored = this.#update(key, record, current.record.version, now)
     }
   }
 
@@ -1171,7 +1317,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
 
   // Hybrid mode: a session loaded from the sealed copy, when the copy is for this ID, fresh and alive.
   async #fromCache(
-    hybrid: { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string },
+    hybrid: HybridMode,
     request: SessionRequest,
     { id, renew, key }: VerifiedToken,
     now: number,
@@ -1205,7 +1351,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   // read or a successful write); clear it when the session ended.
   // The Set-Cookie header for the copy, or undefined when the copy stays as it is.
   async #cacheCookie(
-    hybrid: { readonly revalidateAfter: number; readonly sealer: Sealer; readonly cookieName: string },
+    hybrid: HybridMode,
     state: SessionState,
     issue: { id: string; expiresAt: number } | 'end' | undefined,
     now: number,
