@@ -300,6 +300,11 @@ interface Found extends Candidate {
   followed?: true
 }
 
+/** @internal The manager's {@link SessionManager.load} without a promise when nothing had to wait. */
+export const loadNow: unique symbol = Symbol('tessera.loadNow')
+/** @internal The manager's {@link SessionManager.commit} without a promise when nothing had to wait. */
+export const commitNow: unique symbol = Symbol('tessera.commitNow')
+
 /** Hybrid mode: a sealed copy of the record rides beside the session cookie. */
 interface HybridMode {
   readonly revalidateAfter: number
@@ -559,6 +564,15 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * session that would log the user out.
    */
   load(request: SessionRequest): Promise<Session<Data>> {
+    const loading = this[loadNow](request)
+    return loading instanceof Promise ? loading : Promise.resolve(loading)
+  }
+
+  /**
+   * @internal {@link load} for tessera's adapters: the session itself when no step had to wait (a store that
+   * answers at once, such as MemoryStore), so the request goes on without a turn of the microtask queue.
+   */
+  [loadNow](request: SessionRequest): Session<Data> | Promise<Session<Data>> {
     if (this.#closing !== undefined) {
       return Promise.reject(
         new SessionClosedError('the session manager is closed; the server is shutting down'),
@@ -571,8 +585,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     } catch (error) {
       loading = Promise.reject(error)
     }
-    // A store that answers at once (MemoryStore) gives a session without a single promise in between.
-    if (!(loading instanceof Promise)) return Promise.resolve(loading)
+    if (!(loading instanceof Promise)) return loading
     return loading.catch((error: unknown) => {
       this.#release()
       if (error instanceof StoreError && this.#failsOpen(request)) return this.#degraded(request)
@@ -822,6 +835,12 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
    * @throws {SessionDestroyedError} when another request destroyed this session while this one changed it.
    */
   commit(session: Session<Data>): Promise<CommitResult> {
+    const committing = this[commitNow](session)
+    return committing instanceof Promise ? committing : Promise.resolve(committing)
+  }
+
+  /** @internal {@link commit} for tessera's adapters: the result itself when nothing had to wait. */
+  [commitNow](session: Session<Data>): CommitResult | Promise<CommitResult> {
     const state = stateOf(session)
     if (state.committed) return Promise.reject(new SessionCommittedError('the session was already committed'))
     state.committed = true
@@ -832,12 +851,9 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       this.#release()
       return Promise.reject(error)
     }
-    // Nothing to wait for (a read, or a write to a store that answers at once): no promise in between.
-    if (!(committing instanceof Promise)) {
-      this.#release()
-      return Promise.resolve(committing)
-    }
-    return committing.finally(() => this.#release())
+    if (committing instanceof Promise) return committing.finally(() => this.#release())
+    this.#release()
+    return committing
   }
 
   #commit(state: SessionState): CommitResult | Promise<CommitResult> {

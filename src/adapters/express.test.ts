@@ -91,6 +91,45 @@ for (const [version, express] of [
       assert.match(logout.headers.getSetCookie()[0]!, /^sid=; Max-Age=0;/)
     })
 
+    it('keeps req.session off the request object, and an assignment to req.session still sticks', async () => {
+      const { application } = app()
+      const seen: unknown[] = []
+      application.get('/inspect', (req, res) => {
+        seen.push(Object.hasOwn(req, 'session'), typeof req.session.get)
+        const mine = { mine: true } as unknown as typeof req.session
+        req.session = mine
+        seen.push(req.session === mine, Object.hasOwn(req, 'session'))
+        res.send('ok')
+      })
+      const url = await listen(application)
+      await (await fetch(`${url}/inspect`)).text()
+      assert.deepEqual(seen, [false, 'function', true, true])
+      // The next request gets its own session through the accessor again.
+      assert.deepEqual(await (await fetch(`${url}/count`)).json(), { visits: 1 })
+    })
+
+    it('replaces a req.session an earlier middleware set, as an assignment would', async () => {
+      const sessions = createSessionManager({
+        store: new MemoryStore({ cleanupIntervalMs: 0 }),
+        secrets: [SECRET_A],
+        cookie: { secure: 'auto' },
+      })
+      const application = express()
+      application.use((req, _res, next) => {
+        ;(req as unknown as { session: unknown }).session = 'from another library'
+        next()
+      })
+      application.use(session(sessions))
+      application.get('/', (req, res) => {
+        req.session.set('visits', 1)
+        res.send(typeof req.session.get)
+      })
+      const url = await listen(application)
+      const response = await fetch(`${url}/`)
+      assert.equal(await response.text(), 'function')
+      assert.ok(cookieOf(response))
+    })
+
     it("passes a store failure to the app's error handler as a StoreError with status 503", async () => {
       const down: Store = new Proxy(new MemoryStore({ cleanupIntervalMs: 0 }), {
         get: (target, property) =>

@@ -16,11 +16,11 @@
  *
  * @module
  */
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { IncomingMessage, type ServerResponse } from 'node:http'
 import { CSRF_FIELD, type CsrfOptions, checkCsrf } from '../csrf.js'
 import { SessionConfigError } from '../errors.js'
 import type { RegisteredData } from '../index.js'
-import type { SessionManager } from '../manager.js'
+import { loadNow, type SessionManager } from '../manager.js'
 import type { Session } from '../session.js'
 import { csrfRequestOf, holdForCommit, sessionRequestOf } from './node.js'
 
@@ -50,13 +50,79 @@ export type SessionMiddleware = (
  */
 export function session<Data extends object>(manager: SessionManager<Data>): SessionMiddleware {
   return (req, res, next) => {
-    manager.load(sessionRequestOf(req)).then((loaded) => {
-      ;(req as IncomingMessage & { session: Session<Data> }).session = loaded
-      // Through Express's shared response prototype: nothing is written on the response (see Hold).
-      holdForCommit(res, manager, loaded, next, req, true)
-      next()
-    }, next)
+    const loading = manager[loadNow](sessionRequestOf(req))
+    // A store that answers at once (MemoryStore): the next middleware runs now, not a microtask later.
+    if (loading instanceof Promise) loading.then((loaded) => attach(req, res, manager, loaded, next), next)
+    else attach(req, res, manager, loading, next)
   }
+}
+
+function attach<Data extends object>(
+  req: IncomingMessage,
+  res: ServerResponse,
+  manager: SessionManager<Data>,
+  loaded: Session<Data>,
+  next: (error?: unknown) => void,
+): void {
+  setSession(req, loaded)
+  // Through Express's shared response prototype: nothing is written on the response (see Hold).
+  holdForCommit(res, manager, loaded, next, req, true)
+  next()
+}
+
+/** The sessions of requests whose `session` property is the accessor on Express's shared request prototype. */
+const sessions = new WeakMap<object, unknown>()
+/** Shared request prototypes that have the accessor, or could not take it (false). */
+const accessorOn = new WeakMap<object, boolean>()
+
+/**
+ * `req.session = loaded`, without writing on `req` where possible: a property added to a request whose
+ * prototype Express replaced costs more than the rest of the middleware (see Hold in node.ts). An accessor on
+ * the prototype all Express applications share (the one just above `IncomingMessage.prototype`) reads the
+ * session from a WeakMap instead; assigning `req.session` still works (it becomes the request's own property).
+ */
+function setSession(req: IncomingMessage, loaded: unknown): void {
+  const shared = sharedRequestPrototype(req)
+  if (shared === undefined || Object.hasOwn(req, 'session')) {
+    ;(req as IncomingMessage & { session: unknown }).session = loaded
+    return
+  }
+  sessions.set(req, loaded)
+}
+
+function sharedRequestPrototype(req: IncomingMessage): object | undefined {
+  let shared = Object.getPrototypeOf(req) as object | null
+  if (shared === IncomingMessage.prototype || shared === null) return undefined
+  for (;;) {
+    const next = Object.getPrototypeOf(shared) as object | null
+    if (next === IncomingMessage.prototype) break
+    if (next === null) return undefined
+    shared = next
+  }
+  let usable = accessorOn.get(shared)
+  if (usable === undefined) {
+    // Another library's `session` on that prototype stays as it is; this middleware then writes on `req`.
+    usable = !Object.hasOwn(shared, 'session')
+    if (usable) {
+      Object.defineProperty(shared, 'session', {
+        configurable: true,
+        enumerable: false,
+        get(this: object) {
+          return sessions.get(this)
+        },
+        set(this: object, value: unknown) {
+          Object.defineProperty(this, 'session', {
+            value,
+            writable: true,
+            enumerable: true,
+            configurable: true,
+          })
+        },
+      })
+    }
+    accessorOn.set(shared, usable)
+  }
+  return usable ? shared : undefined
 }
 
 /**

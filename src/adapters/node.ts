@@ -18,7 +18,13 @@ import { ServerResponse, STATUS_CODES } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { CSRF_HEADER, type CsrfRequest } from '../csrf.js'
 import { isSessionError, SessionCommittedError } from '../errors.js'
-import type { CommitResult, SessionManager, SessionRequest } from '../manager.js'
+import {
+  type CommitResult,
+  commitNow,
+  loadNow,
+  type SessionManager,
+  type SessionRequest,
+} from '../manager.js'
 import type { Session } from '../session.js'
 import { withVary } from '../vary.js'
 
@@ -116,6 +122,8 @@ export function applyCommit(res: ServerResponse, result: CommitResult): void {
 /** What commits a held response: a manager and its session, or any function. */
 interface Committer<S> {
   commit(session: S): Promise<CommitResult>
+  /** A manager's commit without a promise when nothing had to wait. */
+  readonly [commitNow]?: (session: S) => CommitResult | Promise<CommitResult>
 }
 
 type ErrorSink = (error: unknown, req: IncomingMessage | undefined, res: ServerResponse) => void
@@ -204,7 +212,7 @@ class Hold<S> {
       this.#started = true
       // Wait for the handler's synchronous code (`res.writeHead(200); res.end(session.get('x'))`): what it
       // reads from the session decides the caching headers, and what it writes must still be saved.
-      queueMicrotask(() => void this.#commit())
+      queueMicrotask(() => this.#commit())
     }
     // write() reports "keep writing"; the others return the response for chaining.
     return method === WRITE ? true : this.res
@@ -217,16 +225,32 @@ class Hold<S> {
     return true
   }
 
-  async #commit(): Promise<void> {
-    let result: CommitResult
+  #commit(): void {
+    let committing: CommitResult | Promise<CommitResult>
     try {
-      result = await this.committer.commit(this.session)
+      const { committer } = this
+      const now = committer[commitNow]
+      committing = now === undefined ? committer.commit(this.session) : now.call(committer, this.session)
     } catch (error) {
-      this.#release()
-      this.#held.length = 0
-      this.onError(error, this.req, this.res)
+      this.#fail(error)
       return
     }
+    // A manager whose store answers at once settles here, and the response goes out in this same turn.
+    if (committing instanceof Promise) {
+      committing.then(
+        (result) => this.#replay(result),
+        (error: unknown) => this.#fail(error),
+      )
+    } else this.#replay(committing)
+  }
+
+  #fail(error: unknown): void {
+    this.#release()
+    this.#held.length = 0
+    this.onError(error, this.req, this.res)
+  }
+
+  #replay(result: CommitResult): void {
     this.#release()
     const { res } = this
     const held = this.#held
@@ -401,7 +425,8 @@ export function withSession<Data extends object>(
   return async (req, res) => {
     let held: Hold<Session<Data>> | undefined
     try {
-      const session = await manager.load(sessionRequestOf(req))
+      const loading = manager[loadNow](sessionRequestOf(req))
+      const session = loading instanceof Promise ? await loading : loading
       held = new Hold(res, manager, session, onError as ErrorSink, req)
       const result = handler(req, res, session)
       // Awaiting a plain value would still cost a turn of the microtask queue.
