@@ -673,7 +673,16 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
       return this.#fresh(now, transport, true)
     }
     if (live.payload.meta.successor !== undefined) return this.#loadFollowing(candidate, live, now, transport)
-    return this.#loadFound({ ...candidate, record: live.record, payload: live.payload }, now, transport)
+    // Spelled out: an object spread here costs more than the rest of a MemoryStore read.
+    const found: Found = {
+      id: candidate.id,
+      renew: candidate.renew,
+      key: candidate.key,
+      signedValue: candidate.signedValue,
+      record: live.record,
+      payload: live.payload,
+    }
+    return this.#loadFound(found, now, transport)
   }
 
   // A record renewed under another ID: the session continues as its successor (renewal's grace window).
