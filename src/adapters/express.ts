@@ -22,7 +22,7 @@ import { SessionConfigError } from '../errors.js'
 import type { RegisteredData } from '../index.js'
 import { loadNow, type SessionManager } from '../manager.js'
 import type { Session } from '../session.js'
-import { csrfRequestOf, holdForCommit, sessionRequestOf } from './node.js'
+import { csrfRequestOf, holdForCommit, SharedPrototype, sessionRequestOf } from './node.js'
 
 declare global {
   namespace Express {
@@ -90,15 +90,11 @@ function setSession(req: IncomingMessage, loaded: unknown): void {
   sessions.set(req, loaded)
 }
 
+const sharedRequestPrototypes = new SharedPrototype(IncomingMessage.prototype)
+
 function sharedRequestPrototype(req: IncomingMessage): object | undefined {
-  let shared = Object.getPrototypeOf(req) as object | null
-  if (shared === IncomingMessage.prototype || shared === null) return undefined
-  for (;;) {
-    const next = Object.getPrototypeOf(shared) as object | null
-    if (next === IncomingMessage.prototype) break
-    if (next === null) return undefined
-    shared = next
-  }
+  const shared = sharedRequestPrototypes.of(req)
+  if (shared === undefined) return undefined
   let usable = accessorOn.get(shared)
   if (usable === undefined) {
     // Another library's `session` on that prototype stays as it is; this middleware then writes on `req`.

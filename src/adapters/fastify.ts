@@ -30,7 +30,13 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import fastifyPlugin from 'fastify-plugin'
 import { isSessionError } from '../errors.js'
 import type { RegisteredData } from '../index.js'
-import type { CommitResult, SessionManager, SessionRequest } from '../manager.js'
+import {
+  type CommitResult,
+  commitNow,
+  loadNow,
+  type SessionManager,
+  type SessionRequest,
+} from '../manager.js'
 import type { Session as TesseraSession } from '../session.js'
 import { withVary } from '../vary.js'
 import { sessionRequestOf } from './node.js'
@@ -68,7 +74,14 @@ const plugin: FastifyPluginAsync<TesseraSessionOptions> = async (fastify, option
   // Callback-style hooks, not async ones: Fastify wraps every promise a hook returns, and these run on every
   // request.
   fastify.addHook('onRequest', (request, _reply, done) => {
-    manager.load(sessionRequestOf(request.raw)).then((session) => {
+    const loading = manager[loadNow](sessionRequestOf(request.raw))
+    // A store that answers at once (MemoryStore): the request goes on in this same turn.
+    if (!(loading instanceof Promise)) {
+      request.session = loading
+      done()
+      return
+    }
+    loading.then((session) => {
       request.session = session
       done()
     }, done)
@@ -86,18 +99,24 @@ const plugin: FastifyPluginAsync<TesseraSessionOptions> = async (fastify, option
       return
     }
     ;(request as Settling)[SETTLED] = true
-    manager
-      .commit(request.session)
-      .then((result) => applyCommit(reply, result))
-      .then(
-        () => done(null, payload),
-        (error: unknown) => {
-          discard(payload)
-          // Fastify's default handler keeps a status the route already set (a 303 after login, say).
-          reply.code(isSessionError(error) ? error.status : 500)
-          done(error as Error)
-        },
-      )
+    const fail = (error: unknown) => {
+      discard(payload)
+      // Fastify's default handler keeps a status the route already set (a 303 after login, say).
+      reply.code(isSessionError(error) ? error.status : 500)
+      done(error as Error)
+    }
+    const finish = (result: CommitResult) => {
+      try {
+        applyCommit(reply, result)
+      } catch (error) {
+        fail(error)
+        return
+      }
+      done(null, payload)
+    }
+    const committing = manager[commitNow](request.session)
+    if (committing instanceof Promise) committing.then(finish, fail)
+    else finish(committing)
   })
 }
 

@@ -29,7 +29,7 @@
 import type { DefaultState, Middleware, ParameterizedContext } from 'koa'
 import { SessionCommittedError } from '../errors.js'
 import type { RegisteredData } from '../index.js'
-import type { CommitResult, SessionManager } from '../manager.js'
+import { type CommitResult, commitNow, loadNow, type SessionManager } from '../manager.js'
 import type { Session } from '../session.js'
 import { sessionRequestOf } from './node.js'
 
@@ -52,7 +52,9 @@ declare module 'koa' {
  */
 export function koaSession<Data extends object>(manager: SessionManager<Data>): Middleware {
   return async (ctx, next) => {
-    const session = await manager.load(sessionRequestOf(ctx.req))
+    // Awaited only when the store made it wait: each await is a turn of the microtask queue.
+    const loading = manager[loadNow](sessionRequestOf(ctx.req))
+    const session = loading instanceof Promise ? await loading : loading
     ctx.session = session as unknown as Session<RegisteredData>
     await next()
     if (ctx.headerSent) {
@@ -60,7 +62,8 @@ export function koaSession<Data extends object>(manager: SessionManager<Data>): 
         'the response headers were sent before the session was committed (ctx.respond = false?)',
       )
     }
-    applyCommit(ctx, await manager.commit(session))
+    const committing = manager[commitNow](session)
+    applyCommit(ctx, committing instanceof Promise ? await committing : committing)
   }
 }
 

@@ -295,15 +295,8 @@ const interceptedPrototypes = new WeakMap<object, Methods>()
  * would bypass an interception on the prototype: those get their own interception.
  */
 function interceptedPrototype(res: ServerResponse): Methods | undefined {
-  let shared = Object.getPrototypeOf(res) as object | null
-  if (shared === ServerResponse.prototype || shared === null) return undefined
-  for (;;) {
-    const next = Object.getPrototypeOf(shared) as object | null
-    if (next === ServerResponse.prototype) break
-    if (next === null) return undefined
-    shared = next
-  }
-  const target = shared as ServerResponse
+  const target = sharedResponsePrototype.of(res) as ServerResponse | undefined
+  if (target === undefined) return undefined
   let originals = interceptedPrototypes.get(target)
   if (originals === undefined) {
     originals = [
@@ -333,6 +326,41 @@ function interceptedPrototype(res: ServerResponse): Methods | undefined {
     res.flushHeaders !== target.flushHeaders
   return own ? undefined : originals
 }
+
+/**
+ * Finds the object just below `base` in a prototype chain (for Express: the `request` or `response` object
+ * every application inherits from), remembering the last chain: an app's requests (or responses) all share it.
+ * @internal Not part of the public API; it may change in any release.
+ */
+export class SharedPrototype {
+  readonly #base: object
+  #direct: object | null = null
+  #shared: object | undefined
+
+  constructor(base: object) {
+    this.#base = base
+  }
+
+  /** Undefined when `value` inherits `base` directly or not at all. */
+  of(value: object): object | undefined {
+    const direct = Object.getPrototypeOf(value) as object | null
+    if (direct === this.#direct) return this.#shared
+    let shared = direct
+    if (shared !== this.#base && shared !== null) {
+      for (;;) {
+        const next = Object.getPrototypeOf(shared) as object | null
+        if (next === this.#base) break
+        shared = next
+        if (shared === null) break
+      }
+    }
+    this.#direct = direct
+    this.#shared = shared === this.#base || shared === null ? undefined : shared
+    return this.#shared
+  }
+}
+
+const sharedResponsePrototype = new SharedPrototype(ServerResponse.prototype)
 
 /**
  * {@link holdUntilCommitted} for tessera's own adapters: commits with `committer.commit(session)` and reports
