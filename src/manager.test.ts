@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { describe, it, mock } from 'node:test'
 import { attribute, fakeClock, request, SECRET_A, SECRET_B, setupManager, T0 } from '../test/support.js'
 import {
+  SessionCommittedError,
   SessionConfigError,
   SessionConflictError,
   SessionDataError,
@@ -11,7 +12,7 @@ import {
   StoreError,
 } from './errors.js'
 import { MacKey, sha256Hex } from './internal/crypto.js'
-import { createSessionManager, type SessionManagerOptions } from './manager.js'
+import { commitNow, createSessionManager, loadNow, type SessionManagerOptions } from './manager.js'
 import { getNow, type Store, type StoreRecord, updateNow } from './store.js'
 import { MemoryStore } from './stores/memory.js'
 
@@ -1093,6 +1094,41 @@ describe('in-process store calls', () => {
       'alice',
       'the plain store still reads',
     )
+  })
+
+  it('settles load and commit without a promise for MemoryStore, reading and writing, and with promises for a store that makes them wait', async () => {
+    const memory = createSessionManager<Data>({
+      store: new MemoryStore({ cleanupIntervalMs: 0 }),
+      secrets: [SECRET_A],
+    })
+    const { cookie } = await request(memory, undefined, (s) => s.set('userId', 'alice'))
+    const loaded = memory[loadNow]({ cookie })
+    assert.ok(!(loaded instanceof Promise), 'a MemoryStore read gives the session itself')
+    assert.equal(loaded.get('userId'), 'alice')
+    loaded.set('userId', 'bob')
+    const committed = memory[commitNow](loaded)
+    assert.ok(!(committed instanceof Promise), 'a MemoryStore write gives the result itself')
+    assert.equal((await request(memory, cookie)).session.get('userId'), 'bob', 'and the write landed')
+    // The public methods still return promises, and a second commit still rejects rather than throws.
+    const again = memory.load({ cookie })
+    assert.ok(again instanceof Promise)
+    const session = await again
+    await memory.commit(session)
+    await assert.rejects(memory.commit(session), SessionCommittedError)
+
+    const waiting: Store = new Proxy(new MemoryStore({ cleanupIntervalMs: 0 }), {
+      get: (target, property) => bound(target, property),
+    })
+    const remote = createSessionManager<Data>({ store: waiting, secrets: [SECRET_A] })
+    const { cookie: remoteCookie } = await request(remote, undefined, (s) => s.set('userId', 'carol'))
+    const pending = remote[loadNow]({ cookie: remoteCookie })
+    assert.ok(pending instanceof Promise, 'a store without the at-once methods makes the load wait')
+    const remoteSession = await pending
+    remoteSession.set('userId', 'dave')
+    const saving = remote[commitNow](remoteSession)
+    assert.ok(saving instanceof Promise)
+    await saving
+    assert.equal((await request(remote, remoteCookie)).session.get('userId'), 'dave')
   })
 
   it('turns an exception of the at-once read into a StoreError with its cause and a storeError event', async () => {
