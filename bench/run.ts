@@ -656,7 +656,7 @@ interface Spawned {
 }
 
 async function startServerProcess(info: ScenarioInfo, result: ScenarioResult): Promise<Spawned | undefined> {
-  const flags = ['--expose-gc', ...(process.env.BENCH_SERVER_FLAGS?.split(' ').filter(Boolean) ?? [])]
+  const flags = ['--expose-gc']
   if (profiled.includes(info.id)) {
     const dir = join(tmpdir(), 'tessera-bench-profiles')
     flags.push('--cpu-prof', `--cpu-prof-dir=${dir}`)

@@ -127,24 +127,6 @@ async function expressBare(): Promise<Built> {
   return { server, close: () => closeServer(server) }
 }
 
-async function expressNoop(async: boolean): Promise<Built> {
-  const app = await expressApp()
-  app.use(
-    async
-      ? (_req, _res, next) => {
-          Promise.resolve().then(() => next())
-        }
-      : (_req, _res, next) => next(),
-  )
-  for (const path of ['/login', '/inc', '/read']) {
-    app.get(path, (_req, res) => {
-      res.status(200).send(path === '/login' ? 'ok' : '0')
-    })
-  }
-  const server = await expressListen(app)
-  return { server, close: () => closeServer(server) }
-}
-
 async function fastifyBare(): Promise<Built> {
   const { default: Fastify } = await import('fastify')
   const app = Fastify({ logger: false })
@@ -421,49 +403,6 @@ async function tesseraExpress(kind: string): Promise<Built> {
   }
 }
 
-async function tesseraExpressVariant(variant: string): Promise<Built> {
-  const { holdForCommit, sessionRequestOf } = await import('../src/adapters/node.js')
-  const { manager, backend } = await tesseraManager('memory')
-  const app = await expressApp()
-  const store = new WeakMap<object, unknown>()
-  if (variant === 'v2') {
-    Object.defineProperty(Object.getPrototypeOf(Object.getPrototypeOf(app.request)), 'session', {
-      get() {
-        return store.get(this)
-      },
-      configurable: true,
-    })
-  }
-  app.use(((req: any, res: any, next: any) => {
-    manager.load(sessionRequestOf(req)).then((loaded) => {
-      if (variant === 'v2') store.set(req, loaded)
-      else req.session = loaded
-      if (variant === 'v3' || req.url === '/login') {
-        holdForCommit(res, manager, loaded, next, req, variant !== 'v3')
-        next()
-      } else {
-        next()
-        manager.commit(loaded).catch(next)
-      }
-    }, next)
-  }) as unknown as RequestHandler)
-  expressRoutes(app, (req) => {
-    const current = (req as any).session
-    return {
-      get: () => current.get('counter') as number | undefined,
-      set: (value) => current.set('counter', value),
-    }
-  })
-  const server = await expressListen(app)
-  return {
-    server,
-    close: async () => {
-      await closeServer(server)
-      await backend.close()
-    },
-  }
-}
-
 async function tesseraFastify(kind: string): Promise<Built> {
   const { default: Fastify } = await import('fastify')
   const adapter = await untypedImport<{ tesseraSession?: FastifyPlugin }>('../src/adapters/fastify.js')
@@ -502,8 +441,6 @@ async function tesseraFastify(kind: string): Promise<Built> {
 const BUILDERS: Record<string, () => Promise<Built>> = {
   'node-bare': nodeBare,
   'express-bare': expressBare,
-  'express-noop': () => expressNoop(false),
-  'express-noop-async': () => expressNoop(true),
   'fastify-bare': fastifyBare,
   'express-session-memory': expressSessionMemory,
   'express-session-memorystore': expressSessionMemorystore,
@@ -512,9 +449,6 @@ const BUILDERS: Record<string, () => Promise<Built>> = {
   'iron-session': ironSession,
   'tessera-node-memory': () => tesseraNode('memory'),
   'tessera-express-memory': () => tesseraExpress('memory'),
-  'tessera-express-v1': () => tesseraExpressVariant('v1'),
-  'tessera-express-v2': () => tesseraExpressVariant('v2'),
-  'tessera-express-v3': () => tesseraExpressVariant('v3'),
   'tessera-fastify-memory': () => tesseraFastify('memory'),
   'tessera-node-sqlite': () => tesseraNode('sqlite'),
   'tessera-express-sqlite': () => tesseraExpress('sqlite'),
