@@ -239,6 +239,19 @@ describe('node:http adapter: writeHead() forms', () => {
     assert.equal(response.headers.get('x-a'), '1')
   })
 
+  it('keeps both values of writeHead() object headers whose names differ only in case, and numbers as strings', async () => {
+    const url = await serve(
+      withSession(manager(), (_req, res, session) => {
+        session.set('visits', 1)
+        res.writeHead(200, { 'X-Trace': 'a', 'x-trace': 'b', 'X-Count': 3 }).end('ok')
+      }),
+    )
+    const response = await fetch(url)
+    assert.equal(response.headers.get('x-trace'), 'a, b')
+    assert.equal(response.headers.get('x-count'), '3')
+    assert.equal(response.headers.getSetCookie().length, 1)
+  })
+
   it('answers through the error path, without crashing, when the held writeHead() is invalid', async () => {
     const url = await serve(
       withSession(manager(), (_req, res, session) => {

@@ -404,6 +404,23 @@ function absorbHeaderArgument(res: ServerResponse, args: unknown[]): unknown[] {
   const index = typeof args[1] === 'string' ? 2 : 1
   const headers = args[index]
   if (headers === undefined || headers === null || typeof headers !== 'object') return args
+  if (!Array.isArray(headers)) {
+    const names = Object.keys(headers)
+    // The usual `{ 'content-type': … }`: no two names differ only in case, so nothing needs grouping.
+    if (!differOnlyInCase(names)) {
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i]!
+        const value = (headers as Record<string, unknown>)[name]
+        if (name.length === 10 && name.toLowerCase() === 'set-cookie') res.appendHeader(name, toList(value))
+        else if (typeof value === 'string') res.setHeader(name, value)
+        else {
+          const values = toList(value)
+          res.setHeader(name, values.length === 1 ? values[0]! : values)
+        }
+      }
+      return args.slice(0, index)
+    }
+  }
   const pairs: [string, unknown][] = []
   if (Array.isArray(headers) && Array.isArray(headers[0])) {
     for (const pair of headers as unknown[][]) pairs.push([String(pair[0]), pair[1]]) // [[name, value], …]
@@ -424,6 +441,14 @@ function absorbHeaderArgument(res: ServerResponse, args: unknown[]): unknown[] {
     else res.setHeader(name, values.length === 1 ? values[0]! : values)
   }
   return args.slice(0, index)
+}
+
+function differOnlyInCase(names: readonly string[]): boolean {
+  for (let i = 1; i < names.length; i++) {
+    const name = names[i]!.toLowerCase()
+    for (let j = 0; j < i; j++) if (names[j]!.toLowerCase() === name) return true
+  }
+  return false
 }
 
 function toList(value: unknown): string[] {
