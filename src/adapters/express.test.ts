@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import type { Server } from 'node:http'
+import { type Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, describe, it } from 'node:test'
 import express5 from 'express'
@@ -128,6 +128,58 @@ for (const [version, express] of [
       const response = await fetch(`${url}/`)
       assert.equal(await response.text(), 'function')
       assert.ok(cookieOf(response))
+    })
+
+    it("sets the session's headers through a setHeader wrapped on the response or on Node's prototype", async () => {
+      const sessions = createSessionManager({
+        store: new MemoryStore({ cleanupIntervalMs: 0 }),
+        secrets: [SECRET_A],
+        cookie: { secure: 'auto' },
+      })
+      const seen: string[] = []
+      const application = express()
+      application.use((req, res, next) => {
+        if (req.url === '/wrapped') {
+          const original = res.setHeader
+          res.setHeader = function setHeader(
+            this: typeof res,
+            name: string,
+            value: number | string | string[],
+          ) {
+            seen.push(`own ${name.toLowerCase()}`)
+            return original.call(this, name, value)
+          } as typeof res.setHeader
+        }
+        next()
+      })
+      application.use(session(sessions))
+      application.get(['/wrapped', '/plain'], (req, res) => {
+        req.session.get('visits')
+        res.send('ok')
+      })
+      const url = await listen(application)
+      const wrapped = await fetch(`${url}/wrapped`)
+      assert.equal(wrapped.headers.get('cache-control'), 'no-store')
+      assert.ok(seen.includes('own cache-control') && seen.includes('own vary'), seen.join())
+
+      // An instrumentation that wraps Node's own prototype, as APM agents do, sees them too.
+      const prototype = ServerResponse.prototype as { setHeader: ServerResponse['setHeader'] }
+      const original = prototype.setHeader
+      prototype.setHeader = function setHeader(
+        this: ServerResponse,
+        name: string,
+        value: number | string | string[],
+      ) {
+        seen.push(`prototype ${name.toLowerCase()}`)
+        return original.call(this, name, value)
+      } as ServerResponse['setHeader']
+      try {
+        const plain = await fetch(`${url}/plain`)
+        assert.equal(plain.headers.get('vary'), 'Cookie')
+      } finally {
+        prototype.setHeader = original
+      }
+      assert.ok(seen.includes('prototype cache-control') && seen.includes('prototype vary'), seen.join())
     })
 
     it("passes a store failure to the app's error handler as a StoreError with status 503", async () => {

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import type { IncomingMessage } from 'node:http'
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { ServerResponse, STATUS_CODES } from 'node:http'
 import type { TLSSocket } from 'node:tls'
 import { CSRF_HEADER, type CsrfRequest } from '../csrf.js'
@@ -30,18 +30,41 @@ import { withVary } from '../vary.js'
 
 /** What the manager needs to know about a node:http request. */
 export function sessionRequestOf(req: IncomingMessage): SessionRequest {
-  // Each read of `req` counts under Express (see Hold): `headers` and `socket` are read once.
-  const { headers, socket } = req
-  return {
-    cookie: headers.cookie,
-    encrypted: (socket as Partial<TLSSocket>).encrypted === true,
-    forwardedProto: headers['x-forwarded-proto'],
-    host: headers.host,
-    userAgent: headers['user-agent'],
-    ip: socket.remoteAddress,
-    forwardedFor: headers['x-forwarded-for'],
-    header: (name) => firstHeader(req.headers[name]),
-    url: req.url,
+  return new NodeSessionRequest(req)
+}
+
+// One object per request, no closure. Each read of `req` counts under Express (see Hold): `headers` and `socket`
+// are read once, and `url` (the query transport's) only when asked for.
+class NodeSessionRequest implements SessionRequest {
+  readonly #req: IncomingMessage
+  readonly #headers: IncomingHttpHeaders
+  readonly cookie: string | string[] | undefined
+  readonly encrypted: boolean
+  readonly forwardedProto: string | string[] | undefined
+  readonly host: string | undefined
+  readonly userAgent: string | undefined
+  readonly ip: string | undefined
+  readonly forwardedFor: string | string[] | undefined
+
+  constructor(req: IncomingMessage) {
+    const { headers, socket } = req
+    this.#req = req
+    this.#headers = headers
+    this.cookie = headers.cookie
+    this.encrypted = (socket as Partial<TLSSocket>).encrypted === true
+    this.forwardedProto = headers['x-forwarded-proto']
+    this.host = headers.host
+    this.userAgent = headers['user-agent']
+    this.ip = socket.remoteAddress
+    this.forwardedFor = headers['x-forwarded-for']
+  }
+
+  get url(): string | undefined {
+    return this.#req.url
+  }
+
+  header(name: string): string | undefined {
+    return firstHeader(this.#headers[name])
   }
 }
 
@@ -105,16 +128,42 @@ export async function commitSession<Data extends object>(
  * (a response that depends on the session must not be cached for others), and `Cookie` added to `Vary`.
  */
 export function applyCommit(res: ServerResponse, result: CommitResult): void {
-  if (result.setCookie.length > 0) res.appendHeader('Set-Cookie', [...result.setCookie])
-  if (result.token !== undefined) res.setHeader('Session-Token', result.token)
-  if (result.referrerPolicy !== undefined) res.setHeader('Referrer-Policy', result.referrerPolicy)
-  if (result.cacheControl !== undefined) res.setHeader('Cache-Control', result.cacheControl)
+  applyCommitThrough(throughResponse, res, result)
+}
+
+/** How header methods are called on a response. */
+interface HeaderCalls {
+  set(res: ServerResponse, name: string, value: string | string[]): void
+  get(res: ServerResponse, name: string): ReturnType<ServerResponse['getHeader']>
+  append(res: ServerResponse, name: string, value: string[]): void
+}
+
+const throughResponse: HeaderCalls = {
+  set: (res, name, value) => void res.setHeader(name, value),
+  get: (res, name) => res.getHeader(name),
+  append: (res, name, value) => void res.appendHeader(name, value),
+}
+
+// Node's own methods, found on ServerResponse.prototype (where an instrumentation's wrapper would be) rather
+// than looked up on an Express response, where every lookup misses V8's caches (see Hold). Only for responses
+// with nothing between them and that prototype overriding these methods.
+const throughPrototype: HeaderCalls = {
+  set: (res, name, value) => void ServerResponse.prototype.setHeader.call(res, name, value),
+  get: (res, name) => ServerResponse.prototype.getHeader.call(res, name),
+  append: (res, name, value) => void ServerResponse.prototype.appendHeader.call(res, name, value),
+}
+
+function applyCommitThrough(calls: HeaderCalls, res: ServerResponse, result: CommitResult): void {
+  if (result.setCookie.length > 0) calls.append(res, 'Set-Cookie', [...result.setCookie])
+  if (result.token !== undefined) calls.set(res, 'Session-Token', result.token)
+  if (result.referrerPolicy !== undefined) calls.set(res, 'Referrer-Policy', result.referrerPolicy)
+  if (result.cacheControl !== undefined) calls.set(res, 'Cache-Control', result.cacheControl)
   if (result.vary !== undefined) {
-    const current = res.getHeader('vary')
-    if (current === undefined) res.setHeader('Vary', result.vary)
+    const current = calls.get(res, 'vary')
+    if (current === undefined) calls.set(res, 'Vary', result.vary)
     else {
       const vary = withVary(toList(current).join(', '), result.vary)
-      if (vary !== undefined) res.setHeader('Vary', vary)
+      if (vary !== undefined) calls.set(res, 'Vary', vary)
     }
   }
 }
@@ -155,6 +204,8 @@ class Hold<S> {
   readonly #originals: Methods
   /** True when the hold lives in {@link holds} rather than in methods put on the response. */
   readonly #shared: boolean
+  /** How this response's headers are set: through its own lookups, or Node's methods called on it. */
+  readonly #headers: HeaderCalls
   /** Held calls, flat: method index, then its arguments. */
   readonly #held: unknown[] = []
   #started = false
@@ -181,6 +232,7 @@ class Hold<S> {
     this.req = req
     const shared = !viaPrototype || holds.has(res) ? undefined : interceptedPrototype(res)
     this.#shared = shared !== undefined
+    this.#headers = shared !== undefined && !overridesHeaderMethods(res) ? throughPrototype : throughResponse
     if (shared !== undefined) {
       this.#originals = shared
       holds.set(res, this as Hold<unknown>)
@@ -261,7 +313,7 @@ class Hold<S> {
         let args = held[i + 1] as unknown[]
         if (!applied && !res.headersSent) {
           if (method === WRITE_HEAD) args = absorbHeaderArgument(res, args)
-          applyCommit(res, result)
+          applyCommitThrough(this.#headers, res, result)
           applied = true
         }
         Reflect.apply(this.#originals[method]!, res, args)
@@ -319,12 +371,38 @@ function interceptedPrototype(res: ServerResponse): Methods | undefined {
     target.flushHeaders = intercept(FLUSH_HEADERS) as ServerResponse['flushHeaders']
     interceptedPrototypes.set(target, originals)
   }
-  const own =
-    res.writeHead !== target.writeHead ||
-    res.write !== target.write ||
-    res.end !== target.end ||
-    res.flushHeaders !== target.flushHeaders
-  return own ? undefined : originals
+  // Methods of its own, or of a prototype between it and the shared one, would bypass the interception. Asked
+  // with Object.hasOwn: reading `res.end` and the like misses V8's caches on every Express response.
+  for (let object: object = res; object !== target; object = Object.getPrototypeOf(object) as object) {
+    if (definesAnyMethod(object)) return undefined
+  }
+  return originals
+}
+
+// Whether anything between `res` and ServerResponse.prototype has its own header methods (see throughPrototype).
+function overridesHeaderMethods(res: ServerResponse): boolean {
+  for (let object: object = res; object !== ServerResponse.prototype; ) {
+    if (
+      Object.hasOwn(object, 'setHeader') ||
+      Object.hasOwn(object, 'getHeader') ||
+      Object.hasOwn(object, 'appendHeader')
+    ) {
+      return true
+    }
+    const next = Object.getPrototypeOf(object) as object | null
+    if (next === null) return true
+    object = next
+  }
+  return false
+}
+
+function definesAnyMethod(object: object): boolean {
+  return (
+    Object.hasOwn(object, 'writeHead') ||
+    Object.hasOwn(object, 'write') ||
+    Object.hasOwn(object, 'end') ||
+    Object.hasOwn(object, 'flushHeaders')
+  )
 }
 
 /**
