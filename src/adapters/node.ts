@@ -232,7 +232,10 @@ class Hold<S> {
     this.req = req
     const shared = !viaPrototype || holds.has(res) ? undefined : interceptedPrototype(res)
     this.#shared = shared !== undefined
-    this.#headers = shared !== undefined && !overridesHeaderMethods(res) ? throughPrototype : throughResponse
+    this.#headers =
+      shared !== undefined && !definesBelow(res, ServerResponse.prototype, HEADER_METHODS)
+        ? throughPrototype
+        : throughResponse
     if (shared !== undefined) {
       this.#originals = shared
       holds.set(res, this as Hold<unknown>)
@@ -371,38 +374,24 @@ function interceptedPrototype(res: ServerResponse): Methods | undefined {
     target.flushHeaders = intercept(FLUSH_HEADERS) as ServerResponse['flushHeaders']
     interceptedPrototypes.set(target, originals)
   }
-  // Methods of its own, or of a prototype between it and the shared one, would bypass the interception. Asked
-  // with Object.hasOwn: reading `res.end` and the like misses V8's caches on every Express response.
-  for (let object: object = res; object !== target; object = Object.getPrototypeOf(object) as object) {
-    if (definesAnyMethod(object)) return undefined
-  }
-  return originals
+  // Methods of its own, or of a prototype between it and the shared one, would bypass the interception.
+  return definesBelow(res, target, HELD_METHODS) ? undefined : originals
 }
 
-// Whether anything between `res` and ServerResponse.prototype has its own header methods (see throughPrototype).
-function overridesHeaderMethods(res: ServerResponse): boolean {
-  for (let object: object = res; object !== ServerResponse.prototype; ) {
-    if (
-      Object.hasOwn(object, 'setHeader') ||
-      Object.hasOwn(object, 'getHeader') ||
-      Object.hasOwn(object, 'appendHeader')
-    ) {
-      return true
-    }
-    const next = Object.getPrototypeOf(object) as object | null
-    if (next === null) return true
-    object = next
+const HELD_METHODS = ['writeHead', 'write', 'end', 'flushHeaders'] as const
+const HEADER_METHODS = ['setHeader', 'getHeader', 'appendHeader'] as const
+
+/**
+ * Whether `value`, or a prototype between it and `stop`, has any of `names` as its own property (true too when
+ * `stop` is not in its chain). Asked with Object.hasOwn: reading `res.end` and the like misses V8's caches on
+ * every Express response.
+ */
+function definesBelow(value: object, stop: object, names: readonly string[]): boolean {
+  for (let object: object | null = value; object !== stop; object = Object.getPrototypeOf(object)) {
+    if (object === null) return true
+    for (const name of names) if (Object.hasOwn(object, name)) return true
   }
   return false
-}
-
-function definesAnyMethod(object: object): boolean {
-  return (
-    Object.hasOwn(object, 'writeHead') ||
-    Object.hasOwn(object, 'write') ||
-    Object.hasOwn(object, 'end') ||
-    Object.hasOwn(object, 'flushHeaders')
-  )
 }
 
 /**
