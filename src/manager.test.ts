@@ -1220,6 +1220,62 @@ describe('in-process store calls', () => {
   })
 })
 
+describe('records parsed lately (read again without parsing)', () => {
+  // MemoryStore itself, whose reads and writes answer at once: the path that remembers what it parsed or wrote.
+  const setupPlain = () => {
+    const memory = new MemoryStore({ cleanupIntervalMs: 0 })
+    return { memory, manager: createSessionManager<Data>({ store: memory, secrets: [SECRET_A] }) }
+  }
+
+  it('gives each load its own copy of the data: a change in one request reaches no other load of the record', async () => {
+    const { manager } = setupPlain()
+    const { cookie } = await request(manager, undefined, (s) => s.set('userId', 'alice').set('visits', 1))
+    const parsed = await manager.load({ cookie })
+    const remembered = await manager.load({ cookie })
+    remembered.set('visits', 99).delete('userId')
+    parsed.set('visits', 98)
+    const third = await manager.load({ cookie })
+    assert.equal(third.get('visits'), 1, 'nothing was saved')
+    assert.equal(third.get('userId'), 'alice')
+    await manager.commit(remembered)
+    const written = await manager.load({ cookie })
+    assert.equal(written.get('visits'), 99)
+    assert.equal(written.has('userId'), false)
+    written.set('visits', 97)
+    assert.equal(
+      (await manager.load({ cookie })).get('visits'),
+      99,
+      'what was written is not the session writing it',
+    )
+  })
+
+  it('never hands out an object of an earlier load: nested data changed in place stays in its request', async () => {
+    const { manager } = setupPlain()
+    const { cookie } = await request(manager, undefined, (s) => s.set('cart', ['book']))
+    for (let i = 0; i < 3; i++) (await manager.load({ cookie })).get('cart')!.push('pen')
+    assert.deepEqual((await manager.load({ cookie })).get('cart'), ['book'])
+  })
+
+  it('reads the record anew when another writer changed it, though the key is the same', async () => {
+    const { manager, memory } = setupPlain()
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    assert.equal((await manager.load({ cookie })).get('visits'), 1)
+    // Another process sharing the store (a second manager on it) writes the session.
+    const other = createSessionManager<Data>({ store: memory, secrets: [SECRET_A] })
+    await request(other, cookie, (s) => s.set('visits', 2))
+    assert.equal((await manager.load({ cookie })).get('visits'), 2)
+  })
+
+  it('reads back what JSON stored after its own write, not the value it wrote: NaN and -0 come back as null and 0', async () => {
+    const { manager } = setupPlain()
+    const { cookie } = await request(manager, undefined, (s) => s.set('visits', 1))
+    await request(manager, cookie, (s) => s.set('visits', Number.NaN).set('a', -0))
+    const loaded = await manager.load({ cookie })
+    assert.equal(loaded.get('visits'), null)
+    assert.ok(Object.is(loaded.get('a'), 0))
+  })
+})
+
 describe('store timeouts', () => {
   it('fails a request with a StoreError when the store does not answer within storeTimeout', async () => {
     const hanging: Store = new Proxy(new MemoryStore({ cleanupIntervalMs: 0 }), {
