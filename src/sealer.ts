@@ -29,6 +29,12 @@ const EPOCH = /^[0-9a-z]{1,9}$/
 const MAX_PAST_PERIODS = 400 * 24 + 1
 const MAX_FUTURE_PERIODS = 1
 const CACHED_KEYS = 64
+// Values opened lately, with their plaintext: a client sending back the same cookie costs no decryption. The
+// same bytes under the same secrets always open to the same plaintext, and the hour check runs before the
+// lookup on every request, so this answers exactly as decrypting would. Short values only (a small session):
+// at most about 1 MB. Oldest out first.
+const OPENED_VALUES = 1_024
+const OPENED_VALUE_LIMIT = 1_024
 const SIGNED = 's1' // base64url JSON and HMAC-SHA256: readable by the client, tamper-proof
 
 /** Result of {@link Sealer.open}. */
@@ -44,6 +50,7 @@ export class Sealer {
   readonly #macKeys: readonly MacKey[]
   readonly #secrets: readonly Uint8Array[]
   readonly #periodKeys = new Map<string, Uint8Array>()
+  readonly #opened = new Map<string, Opened>()
   readonly #purpose: string
   readonly #signedOnly: boolean
   readonly #clock: () => number
@@ -93,12 +100,22 @@ export class Sealer {
     // Only hours a live session can come from: an attacker must not make us derive keys at will.
     const age = Math.floor(this.#clock() / KEY_PERIOD_MS) - Number.parseInt(period, 36)
     if (age > MAX_PAST_PERIODS || age < -MAX_FUTURE_PERIODS) return undefined
+    const known = this.#opened.get(value)
+    if (known !== undefined) return known
     const sealed = value.slice(dot + 1)
     for (let index = 0; index < this.#secrets.length; index++) {
       const plaintext = await aesGcmOpen(this.#periodKey(index, period), sealed, this.#aad(period))
-      if (plaintext !== undefined) return { plaintext, renew: index > 0 }
+      if (plaintext !== undefined) return this.#remember(period, sealed, { plaintext, renew: index > 0 })
     }
     return undefined
+  }
+
+  #remember(period: string, sealed: string, opened: Opened): Opened {
+    if (sealed.length > OPENED_VALUE_LIMIT) return opened
+    if (this.#opened.size >= OPENED_VALUES) this.#opened.delete(this.#opened.keys().next().value!)
+    // Joined anew rather than kept as presented: a slice of the Cookie header would keep the whole header alive.
+    this.#opened.set(`${SEALED}.${period}.${sealed}`, opened)
+    return opened
   }
 
   async #openLegacy(sealed: string): Promise<Opened | undefined> {

@@ -64,11 +64,28 @@ describe('CookieStore: stateless sessions sealed in the cookie', () => {
     assert.notEqual(await sealer.seal('{"a":1}'), await sealer.seal('{"a":1}'))
   })
 
+  it('remembers a value it opened, yet refuses it once its hour is older than a session may live', async () => {
+    const clock = fakeClock()
+    const sealer = new Sealer([SECRET_A], 'sid', false, clock.now)
+    const value = await sealer.seal('{"a":1}')
+    const opened = await sealer.open(value)
+    assert.equal(opened?.plaintext, '{"a":1}')
+    assert.equal(
+      await sealer.open(value),
+      opened,
+      'the same value again: the result remembered, not decrypted',
+    )
+    clock.advance(401 * 24 * 3_600_000)
+    assert.equal(await sealer.open(value), undefined)
+  })
+
   it("gives a fresh session for every single flipped byte, a truncation, a foreign or another cookie's value", async () => {
     const { manager } = setup()
     const jar = new Jar()
     await visit(manager, jar, (s) => s.set('userId', 'alice'))
     const value = jar.cookies.get('__Host-sid')!
+    // Opened once first, so the sealer remembers it: what follows must not pass for it.
+    assert.equal((await manager.load({ cookie: `__Host-sid=${value}` })).get('userId'), 'alice')
     const flips: string[] = []
     const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
     for (let i = 0; i < value.length; i++) {
