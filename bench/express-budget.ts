@@ -159,40 +159,23 @@ async function variant(name: string, app: App, socket: DiscardingSocket, login: 
 }
 
 async function variants(socket: DiscardingSocket): Promise<Variant[]> {
+  // A variant whose routes have no session: only its middleware differs from bare Express.
+  const sessionless = (name: string, middleware?: express.RequestHandler) =>
+    variant(
+      name,
+      expressApp(middleware, () => noCounter),
+      socket,
+      false,
+    )
   const all: Variant[] = []
+  all.push(await sessionless('express'))
+  all.push(await sessionless('empty middleware', (_req, _res, next) => next()))
   all.push(
-    await variant(
-      'express',
-      expressApp(undefined, () => noCounter),
-      socket,
-      false,
-    ),
-  )
-  all.push(
-    await variant(
-      'empty middleware',
-      expressApp(
-        (_req, _res, next) => next(),
-        () => noCounter,
-      ),
-      socket,
-      false,
-    ),
-  )
-  all.push(
-    await variant(
-      'caching headers',
-      expressApp(
-        (_req, res, next) => {
-          res.setHeader('Cache-Control', 'no-store')
-          res.setHeader('Vary', 'Cookie')
-          next()
-        },
-        () => noCounter,
-      ),
-      socket,
-      false,
-    ),
+    await sessionless('caching headers', (_req, res, next) => {
+      res.setHeader('Cache-Control', 'no-store')
+      res.setHeader('Vary', 'Cookie')
+      next()
+    }),
   )
 
   const records = new Map<string, string>()
@@ -207,23 +190,15 @@ async function variants(socket: DiscardingSocket): Promise<Variant[]> {
   }
   let next = 0
   all.push(
-    await variant(
-      'least session',
-      expressApp(
-        (req, _res, done) => {
-          const id = ids[next++ % SESSIONS]!
-          const record = JSON.parse(records.get(id)!) as { d: { counter: number } }
-          if (req.url === '/inc') {
-            record.d.counter++
-            records.set(id, JSON.stringify(record))
-          }
-          done()
-        },
-        () => noCounter,
-      ),
-      socket,
-      false,
-    ),
+    await sessionless('least session', (req, _res, done) => {
+      const id = ids[next++ % SESSIONS]!
+      const record = JSON.parse(records.get(id)!) as { d: { counter: number } }
+      if (req.url === '/inc') {
+        record.d.counter++
+        records.set(id, JSON.stringify(record))
+      }
+      done()
+    }),
   )
 
   const engine = managerOf()
@@ -234,19 +209,11 @@ async function variants(socket: DiscardingSocket): Promise<Variant[]> {
   }
   let turn = 0
   all.push(
-    await variant(
-      'tessera engine',
-      expressApp(
-        (req, _res, done) => {
-          const committing = engineRequest(engine, engineCookies[turn++ % SESSIONS], req.url === '/inc')
-          if (committing instanceof Promise) committing.then(() => done(), done)
-          else done()
-        },
-        () => noCounter,
-      ),
-      socket,
-      false,
-    ),
+    await sessionless('tessera engine', (req, _res, done) => {
+      const committing = engineRequest(engine, engineCookies[turn++ % SESSIONS], req.url === '/inc')
+      if (committing instanceof Promise) committing.then(() => done(), done)
+      else done()
+    }),
   )
 
   const manager = managerOf()
