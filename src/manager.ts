@@ -33,6 +33,7 @@ import {
   sessionHandle,
 } from './events.js'
 import { assertStrongGenerator, generateSessionId, isWellFormedId } from './id.js'
+import { setBounded } from './internal/bounded.js'
 import { sha256Hex } from './internal/crypto.js'
 import { attachLogger, type SessionLogger } from './logger.js'
 import {
@@ -847,10 +848,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
     const token = `${unsigned.value}.${candidate.slice(unsigned.value.length + 1)}`
     const id = token.slice(0, unsigned.value.length)
     const verified: VerifiedToken = { id, renew: unsigned.renew, key: sha256Hex(id) }
-    if (this.#verifiedTokens.size >= VERIFIED_TOKENS) {
-      this.#verifiedTokens.delete(this.#verifiedTokens.keys().next().value!)
-    }
-    this.#verifiedTokens.set(token, verified)
+    setBounded(this.#verifiedTokens, token, verified, VERIFIED_TOKENS)
     return verified
   }
 
@@ -1700,9 +1698,7 @@ export class SessionManager<Data extends object = Record<string, unknown>> {
   // Keeps what `text` parses to, when its data is flat and its text short; `data` is copied, never kept.
   #rememberParsed(key: string, text: string, meta: SessionMeta, data: Record<string, unknown>): void {
     if (text.length > PARSED_TEXT_LIMIT || text.length > this.#maxDataBytes * 4 || !isFlat(data)) return
-    const parsed = this.#parsedRecords
-    if (parsed.size >= PARSED_RECORDS && !parsed.has(key)) parsed.delete(parsed.keys().next().value!)
-    parsed.set(key, { text, meta, data: copyOfFlat(data) })
+    setBounded(this.#parsedRecords, key, { text, meta, data: copyOfFlat(data) }, PARSED_RECORDS)
   }
 
   #fresh(

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { setBounded } from './internal/bounded.js'
 import {
   aesGcmOpen,
   aesGcmSeal,
@@ -112,9 +113,8 @@ export class Sealer {
 
   #remember(period: string, sealed: string, opened: Opened): Opened {
     if (sealed.length > OPENED_VALUE_LIMIT) return opened
-    if (this.#opened.size >= OPENED_VALUES) this.#opened.delete(this.#opened.keys().next().value!)
     // Joined anew rather than kept as presented: a slice of the Cookie header would keep the whole header alive.
-    this.#opened.set(`${SEALED}.${period}.${sealed}`, opened)
+    setBounded(this.#opened, `${SEALED}.${period}.${sealed}`, opened, OPENED_VALUES)
     return opened
   }
 
@@ -137,8 +137,7 @@ export class Sealer {
     let key = this.#periodKeys.get(id)
     if (key === undefined) {
       key = deriveKey(this.#secrets[index]!, `tessera/v2/session-seal/${period}`)
-      if (this.#periodKeys.size >= CACHED_KEYS) this.#periodKeys.delete(this.#periodKeys.keys().next().value!)
-      this.#periodKeys.set(id, key)
+      setBounded(this.#periodKeys, id, key, CACHED_KEYS)
     }
     return key
   }

@@ -478,12 +478,7 @@ function absorbHeaderArgument(res: ServerResponse, args: unknown[]): unknown[] {
       for (let i = 0; i < names.length; i++) {
         const name = names[i]!
         const value = (headers as Record<string, unknown>)[name]
-        if (name.length === 10 && name.toLowerCase() === 'set-cookie') res.appendHeader(name, toList(value))
-        else if (typeof value === 'string') res.setHeader(name, value)
-        else {
-          const values = toList(value)
-          res.setHeader(name, values.length === 1 ? values[0]! : values)
-        }
+        putHeader(res, name, typeof value === 'string' ? value : toList(value))
       }
       return args.slice(0, index)
     }
@@ -503,11 +498,14 @@ function absorbHeaderArgument(res: ServerResponse, args: unknown[]): unknown[] {
     group.values.push(...toList(value))
     grouped.set(key, group)
   }
-  for (const [key, { name, values }] of grouped) {
-    if (key === 'set-cookie') res.appendHeader(name, values)
-    else res.setHeader(name, values.length === 1 ? values[0]! : values)
-  }
+  for (const { name, values } of grouped.values()) putHeader(res, name, values)
   return args.slice(0, index)
+}
+
+// One header of a held writeHead(): Set-Cookie lines join those already set, any other name replaces its value.
+function putHeader(res: ServerResponse, name: string, value: string | string[]): void {
+  if (name.length === 10 && name.toLowerCase() === 'set-cookie') res.appendHeader(name, value)
+  else res.setHeader(name, Array.isArray(value) && value.length === 1 ? value[0]! : value)
 }
 
 function differOnlyInCase(names: readonly string[]): boolean {
